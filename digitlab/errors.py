@@ -1,0 +1,17 @@
+"""The errors digitlab raises for things a user can fix.
+
+Every front end catches :class:`DigitlabError` and shows its message as one line; anything else is a
+bug and keeps its traceback.
+"""
+
+
+class DigitlabError(Exception):
+    """Base class: a problem with the user's input, files or settings, explained in the message."""
+
+
+class DataError(DigitlabError, ValueError):
+    """A data file is missing, malformed or inconsistent. The message names the file and the fault."""
+
+
+class ModelError(DigitlabError, ValueError):
+    """A model, a model file or a recipe cannot be used as asked."""
