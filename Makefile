@@ -26,8 +26,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/digitlab data info
-	$(VENV)/bin/digitlab data show --n 64 --out out/mnist-samples.png
+	$(VENV)/bin/digitlab train --out models/default.npz
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -79,3 +79,12 @@ def write_mnist_folder(folder: Path, n_train: int = 30, n_test: int = 10, gz: bo
         write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", images, gz)
         write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", labels.astype(np.uint8), gz)
     return folder
+
+
+def pattern_digits(n: int = 300, size: int = 8, seed: int = 0, noise: float = 40.0):
+    """A learnable toy problem: each class is a fixed random pattern plus pixel noise (uint8)."""
+    templates = np.random.default_rng(1234).random((10, size, size)) > 0.6
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = templates[labels] * 200.0 + rng.normal(0, noise, (n, size, size)) + 30
+    return np.clip(images, 0, 255).astype(np.uint8), labels

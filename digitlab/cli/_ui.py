@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Callable, Iterator
 
 from rich.console import Console
+
+from ..nn.callbacks import Callback
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -15,8 +18,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-console = Console()
-err_console = Console(stderr=True)
+# Tables stay readable when output goes to a file or CI log (rich would assume 80 columns there).
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 @contextlib.contextmanager
@@ -33,3 +37,31 @@ def progress_bar(kind: str = "download") -> Iterator[Callable[[str, int, "int | 
             progress.update(tasks[name], completed=done, total=total)
 
         yield report
+
+
+class TrainingProgress(Callback):
+    """A rich progress bar for `Sequential.fit`: one line per epoch with loss, accuracy and ETA."""
+
+    def __init__(self, console: Console = err_console):
+        from rich.progress import MofNCompleteColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]:>3}/{task.fields[epochs]}"), BarColumn(),
+            MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.4f}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+        )
+
+    def on_train_begin(self, logs):
+        self.epochs = logs["epochs"]
+        self.progress.start()
+
+    def on_epoch_begin(self, epoch, logs):
+        self.task = self.progress.add_task("", total=logs["batches"], epoch=epoch, epochs=self.epochs, loss=0.0, acc=0.0)
+        self.every = max(1, logs["batches"] // 200)
+
+    def on_batch_end(self, batch, logs):
+        if batch % self.every == 0 or batch == logs["batches"]:
+            self.progress.update(self.task, completed=batch, loss=logs["loss"], acc=logs["accuracy"])
+
+    def on_train_end(self, logs):
+        self.progress.stop()

@@ -15,6 +15,9 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-from . import data  # noqa: E402  (registers the sub-commands)
+from . import data, train  # noqa: E402
 
 app.add_typer(data.app, name="data")
+app.command()(train.train)
+app.command()(train.evaluate)
+app.command()(train.predict)

@@ -1,0 +1,121 @@
+"""``digitlab train``, ``evaluate`` and ``predict``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from .. import recipes
+from ..io import load_model
+from ._ui import TrainingProgress, console
+
+DATA_DIR_HELP = "Folder holding the four MNIST files (default: $DIGITLAB_DATA_DIR, then the cache)."
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2%}"
+
+
+def train(
+    recipe: str = typer.Option(recipes.DEFAULT_RECIPE, "--recipe", "-r", help=f"Recipe name: {', '.join(recipes.RECIPES)}."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs (default: the recipe's)."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Mini-batch size (default: the recipe's)."),
+    lr: Optional[float] = typer.Option(None, min=0.0, help="Learning rate (default: the recipe's)."),
+    seed: int = typer.Option(0, help="Seed for initial weights, shuffling and dropout."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Model file to write (default: models/RECIPE.npz)."),
+    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
+) -> None:
+    """Train a recipe, evaluate it on the test set and save the model file."""
+    spec = recipes.get_recipe(recipe)
+    out = out or Path("models") / f"{spec.name}.npz"
+    if out.suffix != ".npz":
+        raise typer.BadParameter("model files end in .npz", param_hint="--out")
+    console.print(f"[bold]{spec.name}[/]: {spec.summary}")
+    result = recipes.train_recipe(spec, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                                  data_dir=data_dir, callbacks=[TrainingProgress()])
+    model = result.model
+    table = Table(title=f"{spec.name}: training", title_justify="left")
+    for name in ("epoch", "loss", "accuracy", "lr", "seconds"):
+        table.add_column(name, justify="right")
+    for e in model.history.epochs:
+        table.add_row(str(e["epoch"]), f"{e['loss']:.4f}", f"{e['accuracy']:.2%}", f"{e['lr']:.3g}", f"{e['seconds']:.1f}")
+    console.print(table)
+    summary = Table(title="test set", title_justify="left")
+    for name in ("recipe", "images", "test accuracy", "published", "test loss", "training time"):
+        summary.add_column(name, justify="left" if name == "recipe" else "right")
+    summary.add_row(spec.name, f"{model.metadata['metrics']['test_images']:,}", f"[bold]{_pct(result.test['accuracy'])}[/]",
+                    _pct(spec.published), f"{result.test['loss']:.4f}", f"{result.seconds:.1f} s")
+    console.print(summary)
+    path = model.save(out)
+    console.print(f"saved {path}")
+
+
+def _test_set(model, data_dir):
+    """The test split of the dataset a model was trained on (MNIST unless its file says otherwise)."""
+    from ..data import load_mnist, load_sklearn_digits
+
+    dataset = model.metadata.get("training", {}).get("dataset", "mnist")
+    return load_sklearn_digits("test") if dataset == "digits" else load_mnist("test", data_dir)
+
+
+def evaluate(
+    models: List[Path] = typer.Argument(..., help="Model files (.npz); several are also evaluated as an ensemble."),
+    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
+) -> None:
+    """Accuracy and loss of one or more models on the test set (several: also their ensemble)."""
+    loaded = [load_model(p) for p in models]
+    test = _test_set(loaded[0], data_dir)
+    table = Table(title=f"{test.name} ({len(test):,} images)", title_justify="left")
+    for name in ("model", "recipe", "accuracy", "errors", "loss"):
+        table.add_column(name, justify="left" if name in ("model", "recipe") else "right")
+    probs = []
+    for path, model in zip(models, loaded):
+        p = model.predict_proba(test.images)
+        probs.append(p)
+        _row(table, str(path), model.metadata.get("recipe", "—"), p, test.labels)
+    if len(loaded) > 1:
+        _row(table, f"ensemble of {len(loaded)}", "mean probability", np.mean(probs, axis=0), test.labels)
+    console.print(table)
+
+
+def _row(table, name, recipe, probs, labels):
+    from ..nn import CrossEntropy
+
+    correct = probs.argmax(axis=1) == labels
+    table.add_row(name, recipe, f"{correct.mean():.2%}", f"{np.count_nonzero(~correct):,}", f"{CrossEntropy().value(probs, labels):.4f}")
+
+
+def predict(
+    model: Path = typer.Argument(..., help="Model file (.npz)."),
+    index: int = typer.Option(0, "--index", "-i", min=0, help="Index of a test-set image."),
+    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
+) -> None:
+    """Predict a test-set image: its picture, its label, and the top-3 probabilities."""
+    net = load_model(model)
+    test = _test_set(net, data_dir)
+    if index >= len(test):
+        raise typer.BadParameter(f"the test set has {len(test)} images (0..{len(test) - 1})", param_hint="--index")
+    image, label = test.images[index], int(test.labels[index])
+    probs = net.predict_proba(image[None])[0]
+    console.print(ascii_digit(image))
+    top = np.argsort(probs)[::-1][:3]
+    table = Table(title=f"test image {index}: label {label}", title_justify="left")
+    table.add_column("digit", justify="right")
+    table.add_column("probability", justify="right")
+    for k in top:
+        mark = " ✓" if k == label else ""
+        table.add_row(f"{k}{mark}", f"{probs[k]:.2%}")
+    console.print(table)
+
+
+def ascii_digit(image: np.ndarray) -> str:
+    """A greyscale digit as text, two characters per pixel so it keeps its shape."""
+    ramp = " .:-=+*#%@"
+    ink_rows = np.flatnonzero(image.max(axis=1) > 0)
+    if len(ink_rows):  # drop the empty margin above and below the digit
+        image = image[max(0, ink_rows[0] - 1) : ink_rows[-1] + 2]
+    return "\n".join("".join(ramp[int(v) * 10 // 256] * 2 for v in row) for row in image)

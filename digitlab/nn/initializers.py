@@ -1,0 +1,70 @@
+"""Weight initialisers: ``init(shape, fan_in, fan_out, rng) -> float32 array``, by name.
+
+Every one draws from the generator it is given, so a model's seed fixes its starting weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelError
+
+
+def he_normal(shape, fan_in, fan_out, rng):
+    """N(0, 2/fan_in): keeps the variance of ReLU activations constant (He et al., 2015)."""
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in))
+
+
+def he_uniform(shape, fan_in, fan_out, rng):
+    limit = np.sqrt(6.0 / fan_in)
+    return rng.uniform(-limit, limit, shape).astype(np.float32)
+
+
+def glorot_uniform(shape, fan_in, fan_out, rng):
+    """U(-a, a), a = sqrt(6 / (fan_in + fan_out)): Keras' default (Glorot & Bengio, 2010)."""
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, shape).astype(np.float32)
+
+
+def glorot_normal(shape, fan_in, fan_out, rng):
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def lecun_normal(shape, fan_in, fan_out, rng):
+    """N(0, 1/fan_in), the scale for tanh/SELU (LeCun et al., 1998)."""
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(1.0 / fan_in))
+
+
+def lecun_uniform(shape, fan_in, fan_out, rng):
+    limit = np.sqrt(3.0 / fan_in)
+    return rng.uniform(-limit, limit, shape).astype(np.float32)
+
+
+def normal_fan_in(shape, fan_in, fan_out, rng):
+    """normal(0, fan_in^-0.5): the sigmoid tutorial's ``numpy.random.normal(0.0, pow(n, -0.5))``.
+    The same distribution as `lecun_normal`, kept under the tutorial's own description."""
+    return lecun_normal(shape, fan_in, fan_out, rng)
+
+
+def uniform_fan_in(shape, fan_in, fan_out, rng):
+    """U[0, 1) * sqrt(1/fan_in): the ReLU tutorial's ``np.random.rand(...) * np.sqrt(1. / n)``.
+    All weights start positive, one reason that tutorial needs so many epochs."""
+    return rng.random(shape, dtype=np.float32) * np.float32(np.sqrt(1.0 / fan_in))
+
+
+def zeros(shape, fan_in, fan_out, rng):
+    return np.zeros(shape, dtype=np.float32)
+
+
+INITIALIZERS = {
+    f.__name__: f
+    for f in (he_normal, he_uniform, glorot_uniform, glorot_normal, lecun_normal, lecun_uniform,
+              normal_fan_in, uniform_fan_in, zeros)
+}
+
+
+def get_initializer(name: str):
+    try:
+        return INITIALIZERS[name]
+    except KeyError:
+        raise ModelError(f"unknown initializer {name!r}; known: {', '.join(INITIALIZERS)}") from None

@@ -1,0 +1,215 @@
+"""Recipes: named, versioned ways to build and train a model, one per tutorial (its architecture
+and hyper-parameters as published, with the figure it reported) and the project's own best ones.
+
+``train_recipe("mlp")`` loads the data, builds, trains and evaluates; the CLI's ``digitlab train
+--recipe NAME`` is a thin shell over it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .data import Dataset, load_mnist, load_sklearn_digits
+from .errors import ModelError
+from .nn import (
+    Dense,
+    Dropout,
+    Flatten,
+    ReLU,
+    Rescaling,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .nn.callbacks import Callback
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to build and train one model.
+
+    Attributes:
+        name: what the CLI accepts (``--recipe NAME``).
+        summary: one line for tables and ``--help``.
+        layers: builds the layer list (a fresh one on every call).
+        optimizer, loss, schedule: as `Sequential.compile` takes them (names or config dicts).
+        epochs, batch_size: training defaults; ``lr`` overrides the optimizer's rate when given.
+        published: the test accuracy the tutorial reported (None for the project's own recipes).
+        source: where the recipe comes from.
+        dataset: "mnist" or "digits" (scikit-learn's 8x8); ``train_limit`` keeps only the first N
+            training images, as some tutorials do.
+        version: bumped whenever the recipe changes what it trains.
+    """
+
+    name: str
+    summary: str
+    layers: Callable[[], list]
+    optimizer: dict
+    loss: str | dict = "cross_entropy"
+    schedule: str | dict | None = None
+    epochs: int = 10
+    batch_size: int = 64
+    published: float | None = None
+    source: str = "digitlab"
+    dataset: str = "mnist"
+    train_limit: int | None = None
+    target: float | None = None
+    version: int = 1
+    notes: str = ""
+    augment: dict | None = field(default=None)
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return (8, 8) if self.dataset == "digits" else (28, 28)
+
+    def build(self, seed: int = 0, lr: float | None = None) -> Sequential:
+        """A fresh, compiled model for this recipe."""
+        model = Sequential(self.layers(), input_shape=self.input_shape, seed=seed)
+        optimizer = dict(self.optimizer, **({"lr": lr} if lr is not None else {}))
+        return model.compile(optimizer, self.loss, self.schedule)
+
+
+def _tutorial_relu512():
+    return [Rescaling(1 / 255), Flatten(),
+            Dense(512, init="uniform_fan_in"), ReLU(),
+            Dense(10, init="uniform_fan_in"), Softmax()]
+
+
+def _tutorial_sigmoid200():
+    return [Rescaling(0.99 / 255, 0.01), Flatten(),
+            Dense(200, init="normal_fan_in", use_bias=False), Sigmoid(),
+            Dense(10, init="normal_fan_in", use_bias=False), Sigmoid()]
+
+
+def _tutorial_keras_dense():
+    return [Rescaling(1 / 255), Flatten(),
+            Dense(1024, init="glorot_uniform"), ReLU(),
+            Dense(128, init="glorot_uniform"), Tanh(),
+            Dropout(0.05),
+            Dense(64, init="glorot_uniform"), ReLU(),
+            Dense(10, init="glorot_uniform"), Softmax()]
+
+
+def _mlp():
+    return [Rescaling(1 / 255), Flatten(),
+            Dense(1024), ReLU(), Dropout(0.2),
+            Dense(1024), ReLU(), Dropout(0.2),
+            Dense(10, init="glorot_uniform"), Softmax()]
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in [
+        Recipe(
+            name="tutorial-relu512",
+            summary="NumPy ReLU/softmax tutorial: 784-512-10, batch 128, plain gradient descent lr 0.15",
+            layers=_tutorial_relu512,
+            optimizer={"name": "sgd", "lr": 0.15},
+            epochs=143,
+            batch_size=128,
+            source="NumPy ReLU/softmax tutorial (no published figure; its code ran 143 epochs)",
+            notes="weights U[0,1)*sqrt(1/n) as published; 10 outputs where the published code built 512 by mistake",
+        ),
+        Recipe(
+            name="tutorial-sigmoid200",
+            summary="NumPy sigmoid tutorial: 784-200-10, squared error, per-sample SGD lr 0.1, 5 epochs",
+            layers=_tutorial_sigmoid200,
+            optimizer={"name": "sgd", "lr": 0.1},
+            loss={"name": "mse", "off": 0.01, "on": 0.99},
+            epochs=5,
+            batch_size=1,
+            published=0.9742,
+            source="'Make Your Own Neural Network' (T. Rashid): 97.42% after 5 epochs",
+        ),
+        Recipe(
+            name="tutorial-keras-dense",
+            summary="Keras dense tutorial: 784-1024-128-64-10, dropout 0.05, Adam, batch 64, 10 epochs",
+            layers=_tutorial_keras_dense,
+            optimizer={"name": "adam", "lr": 1e-3},
+            epochs=10,
+            batch_size=64,
+            published=0.9811,
+            source="Keras dense-network MNIST tutorial: 98.11% after 10 epochs",
+        ),
+        Recipe(
+            name="mlp",
+            summary="digitlab's dense network: 784-1024-1024-10, dropout, Adam with one-cycle schedule",
+            layers=_mlp,
+            optimizer={"name": "adam", "lr": 1e-3},
+            schedule={"name": "onecycle"},
+            epochs=12,
+            batch_size=128,
+            target=0.983,
+        ),
+    ]
+}
+
+DEFAULT_RECIPE = "mlp"
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ModelError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}") from None
+
+
+def load_data(recipe: Recipe, data_dir=None) -> tuple[Dataset, Dataset]:
+    """(train, test) for a recipe, with its training subset applied."""
+    if recipe.dataset == "digits":
+        train, test = load_sklearn_digits("train"), load_sklearn_digits("test")
+    else:
+        train, test = load_mnist("train", data_dir), load_mnist("test", data_dir)
+    if recipe.train_limit:
+        train = train[: recipe.train_limit]
+    return train, test
+
+
+@dataclass
+class TrainResult:
+    model: Sequential
+    recipe: Recipe
+    test: dict  # {"loss": ..., "accuracy": ...}
+    seconds: float  # training wall time, evaluation excluded
+
+
+def train_recipe(
+    name: str | Recipe,
+    *,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    data_dir=None,
+    data: tuple[Dataset, Dataset] | None = None,
+    callbacks: Iterable[Callback] = (),
+) -> TrainResult:
+    """Train a recipe on its dataset and evaluate it on the test set.
+
+    ``epochs``, ``batch_size`` and ``lr`` override the recipe's values; ``data`` = (train, test)
+    skips loading. The model's metadata records the recipe, its settings and the test metrics, so
+    a saved model file says how it was made.
+    """
+    recipe = get_recipe(name) if isinstance(name, str) else name
+    if epochs is not None or batch_size is not None:
+        recipe = replace(recipe, epochs=epochs or recipe.epochs, batch_size=batch_size or recipe.batch_size)
+    train, test = data if data is not None else load_data(recipe, data_dir)
+    model = recipe.build(seed, lr)
+    start = time.perf_counter()
+    model.fit(train, epochs=recipe.epochs, batch_size=recipe.batch_size, callbacks=callbacks)
+    seconds = time.perf_counter() - start
+    metrics = model.evaluate(test)
+    model.metadata.update(
+        recipe=recipe.name,
+        recipe_version=recipe.version,
+        published_accuracy=recipe.published,
+        training={"epochs": recipe.epochs, "batch_size": recipe.batch_size, "lr": model.optimizer.base_lr,
+                  "seed": seed, "train_images": len(train), "seconds": round(seconds, 3), "dataset": recipe.dataset},
+        metrics={"test_loss": metrics["loss"], "test_accuracy": metrics["accuracy"], "test_images": len(test)},
+    )
+    return TrainResult(model, recipe, metrics, seconds)
