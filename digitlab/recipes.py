@@ -8,7 +8,7 @@ and hyper-parameters as published, with the figure it reported) and the project'
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
 import numpy as np
@@ -61,7 +61,9 @@ class Recipe:
     target: float | None = None
     version: int = 1
     notes: str = ""
-    augment: dict | None = field(default=None)
+    # A recipe that does not train a `Sequential` with `fit` (the pure-Python engine) supplies
+    # trainer(recipe, train, seed=, lr=, callbacks=) -> a trained Sequential.
+    trainer: Callable | None = None
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -199,16 +201,19 @@ def train_recipe(
     if epochs is not None or batch_size is not None:
         recipe = replace(recipe, epochs=epochs or recipe.epochs, batch_size=batch_size or recipe.batch_size)
     train, test = data if data is not None else load_data(recipe, data_dir)
-    model = recipe.build(seed, lr)
     start = time.perf_counter()
-    model.fit(train, epochs=recipe.epochs, batch_size=recipe.batch_size, callbacks=callbacks)
+    if recipe.trainer is not None:
+        model = recipe.trainer(recipe, train, seed=seed, lr=lr, callbacks=callbacks)
+    else:
+        model = recipe.build(seed, lr)
+        model.fit(train, epochs=recipe.epochs, batch_size=recipe.batch_size, callbacks=callbacks)
     seconds = time.perf_counter() - start
     metrics = model.evaluate(test)
     model.metadata.update(
         recipe=recipe.name,
         recipe_version=recipe.version,
         published_accuracy=recipe.published,
-        training={"epochs": recipe.epochs, "batch_size": recipe.batch_size, "lr": model.optimizer.base_lr,
+        training={"epochs": recipe.epochs, "batch_size": recipe.batch_size, "lr": lr or recipe.optimizer.get("lr"),
                   "seed": seed, "train_images": len(train), "seconds": round(seconds, 3), "dataset": recipe.dataset},
         metrics={"test_loss": metrics["loss"], "test_accuracy": metrics["accuracy"], "test_images": len(test)},
     )
