@@ -16,7 +16,7 @@ from .formats import (
     read_keras_npz,
 )
 from .mnist import MIRRORS, cache_dir, download_mnist, find_mnist, load_mnist
-from .transforms import flatten, one_hot, scale, scale_tutorial, train_val_split
+from .transforms import Augment, flatten, one_hot, scale, scale_tutorial, train_val_split
 
 DATASETS = ("mnist", "digits")
 
@@ -61,7 +61,7 @@ def has_splits(spec: str) -> bool:
 
 
 __all__ = [
-    "DATASETS", "DataError", "Dataset", "MIRRORS", "NUM_CLASSES", "cache_dir", "download_mnist",
+    "Augment", "DATASETS", "DataError", "Dataset", "MIRRORS", "NUM_CLASSES", "cache_dir", "download_mnist",
     "find_mnist", "flatten", "has_splits", "load_dataset", "load_mnist", "load_sklearn_digits",
     "one_hot", "parse_idx", "read_csv", "read_idx", "read_idx_pair", "read_image_folder",
     "read_keras_npz", "scale", "scale_tutorial", "train_val_split",

@@ -52,6 +52,21 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
+_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
+
+
+def column_sums(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Sum over every axis but the last, as ``ones @ a``: BLAS does it several times faster than
+    NumPy's reduction along the leading axis, and bias gradients and batch-norm statistics are
+    exactly such sums."""
+    a = a.reshape(-1, a.shape[-1])
+    key = (len(a), a.dtype)
+    ones = _ONES.get(key)
+    if ones is None:
+        ones = _ONES[key] = np.ones(len(a), a.dtype)
+    return np.matmul(ones, a, out=out)
+
+
 def _positive_int(layer: str, name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ModelError(f"{layer}: {name} must be a positive integer. Received: {name}={value!r}")
@@ -92,7 +107,7 @@ class Dense(Layer):
         else:
             np.matmul(self.x.T, grad, out=self.grads[0])
         if self.use_bias:
-            grad.sum(axis=0, out=self.grads[1])
+            column_sums(grad, out=self.grads[1])
         return grad @ self.params[0].T if self.need_input_grad else None
 
     def get_config(self):

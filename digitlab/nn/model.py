@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import ModelError
-from . import activations, layers
+from . import activations, conv, layers
 from .callbacks import Callback, History
 from .losses import get_loss, loss_name
 from .optimizers import Optimizer, get_optimizer, optimizer_name
@@ -18,16 +18,10 @@ from .schedules import get_schedule, schedule_name
 # Every layer type a model file may name, by class name.
 LAYERS: dict[str, type[layers.Layer]] = {
     cls.__name__: cls
-    for module in (layers, activations)
+    for module in (layers, activations, conv)
     for cls in vars(module).values()
     if isinstance(cls, type) and issubclass(cls, layers.Layer) and cls is not layers.Layer
 }
-
-
-def register_layer(cls: type[layers.Layer]) -> type[layers.Layer]:
-    """Make a layer class loadable from model files by its name (used by the convolution layers)."""
-    LAYERS[cls.__name__] = cls
-    return cls
 
 
 def layer_from_config(config: dict) -> layers.Layer:
