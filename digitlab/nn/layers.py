@@ -195,8 +195,8 @@ class Rescaling(Layer):
         self.scale, self.offset = float(scale), float(offset)
 
     def forward(self, x, training=False):
-        y = x.astype(np.result_type(x.dtype, np.float32))  # uint8 -> float32; float64 stays float64
-        y *= np.float32(self.scale)
+        dtype = np.result_type(x.dtype, np.float32)  # uint8 -> float32; float64 stays float64
+        y = np.multiply(x, np.float32(self.scale), dtype=dtype)  # converts and scales in one pass
         if self.offset:
             y += np.float32(self.offset)
         return y
