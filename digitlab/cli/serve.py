@@ -1,0 +1,35 @@
+"""``digitlab serve``: the draw-a-digit page and the HTTP API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import DigitlabError
+from ._ui import console
+
+DEFAULT_DIR = Path("models")
+
+
+def serve(
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file (.npz) to serve."),
+    models_dir: Optional[Path] = typer.Option(None, help="Serve every model file in this folder (default: ./models)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+    data_dir: Optional[Path] = typer.Option(None, help="Folder with the MNIST files, for the confusion view."),
+) -> None:
+    """Serve the draw-a-digit page at / and the JSON API (OpenAPI at /docs) with uvicorn."""
+    if model is not None and models_dir is not None:
+        raise typer.BadParameter("give --model or --models-dir, not both", param_hint="--model")
+    try:
+        import uvicorn
+
+        from ..serve import create_app
+    except ImportError as e:
+        raise DigitlabError(f"the web server needs its extra ({e.name} is missing): pip install 'digitlab[web]'") from None
+    app = create_app(model or models_dir or DEFAULT_DIR, data_dir=data_dir)
+    names = ", ".join(m.name for m in app.state.store)
+    console.print(f"serving {names} on [bold]http://{host}:{port}/[/] (API: /docs); Ctrl+C stops")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
