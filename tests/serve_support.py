@@ -1,0 +1,87 @@
+"""Helpers for the web server's tests: models to serve and images to send."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from conftest import MNIST_DIR
+
+# Strokes of a few digits in a 0..1 box, as a person would draw them (x right, y down).
+STROKES = {
+    1: [[(0.5, 0.1), (0.5, 0.9)]],
+    7: [[(0.2, 0.12), (0.8, 0.12), (0.4, 0.9)]],
+    2: [[(0.22, 0.3), (0.35, 0.14), (0.6, 0.12), (0.76, 0.28), (0.7, 0.48), (0.22, 0.88), (0.82, 0.88)]],
+}
+
+
+def tiny_model(seed: int = 0):
+    """An untrained 784-16-10 network: serves every route in milliseconds (its answers are noise)."""
+    from digitlab.nn import Dense, Flatten, ReLU, Rescaling, Sequential, Softmax
+
+    return Sequential([Rescaling(1 / 255), Flatten(), Dense(16), ReLU(), Dense(10), Softmax()],
+                      input_shape=(28, 28), seed=seed)
+
+
+def drawn_digit(digit: int, size: int = 280, width: int = 18, dark_on_light: bool = True) -> Image.Image:
+    """A digit drawn with thick round strokes on a blank canvas, like the page's canvas."""
+    ink, paper = (17, 255) if dark_on_light else (255, 0)
+    im = Image.new("L", (size, size), paper)
+    draw = ImageDraw.Draw(im)
+    for stroke in STROKES[digit]:
+        points = [(x * size, y * size) for x, y in stroke]
+        draw.line(points, fill=ink, width=width, joint="curve")
+        for x, y in (points[0], points[-1]):
+            draw.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=ink)
+    return im
+
+
+def png_bytes(image) -> bytes:
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR chunk declaring ``width`` x ``height``, and no pixel data: enough
+    for a size check that reads only the header (it must refuse before decoding)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def mnist_photo(images: list[np.ndarray], gap: int = 10, scale: int = 8) -> bytes:
+    """MNIST digits side by side, enlarged and made dark ink on white paper: a 'photo' of a number."""
+    row = np.concatenate([np.pad(im, ((0, 0), (gap, gap))) for im in images], axis=1)
+    big = Image.fromarray(255 - row).resize((row.shape[1] * scale, row.shape[0] * scale), Image.BILINEAR)
+    return png_bytes(big)
+
+
+def trained_model(tmp_path_factory) -> Path:
+    """A 784-256-10 network trained for one epoch on MNIST (about 95% on the test set): enough to
+    read clearly drawn digits. Trained once per test session (10-20 s) and kept in the session's
+    temporary folder for every test module that asks."""
+    path = tmp_path_factory.getbasetemp() / "serve-model" / "dense256.npz"
+    if not path.exists():
+        from digitlab.data import load_mnist
+        from digitlab.nn import Dense, Flatten, ReLU, Rescaling, Sequential, Softmax
+
+        train, test = load_mnist("train", MNIST_DIR), load_mnist("test", MNIST_DIR)
+        model = Sequential([Rescaling(1 / 255), Flatten(), Dense(256), ReLU(), Dense(10, init="glorot_uniform"),
+                            Softmax()], input_shape=(28, 28), seed=0)
+        model.compile({"name": "adam", "lr": 2e-3}, schedule={"name": "onecycle"})
+        model.fit(train, epochs=1, batch_size=128)
+        metrics = model.evaluate(test)
+        path.parent.mkdir(exist_ok=True)
+        model.save(path, recipe="dense256 (tests)",
+                   metrics={"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"], "test_images": len(test)})
+    return path

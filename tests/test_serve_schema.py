@@ -1,0 +1,27 @@
+"""Schemathesis against the server's own OpenAPI schema: generated requests, valid and invalid, to
+every operation. No 5xx, responses match the schema, invalid requests are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the web server needs the 'web' extra")
+schemathesis = pytest.importorskip("schemathesis", reason="the schema test needs schemathesis")
+from hypothesis import HealthCheck, settings  # noqa: E402
+from schemathesis.checks import positive_data_acceptance  # noqa: E402
+
+from digitlab.serve import create_app  # noqa: E402
+from serve_support import tiny_model  # noqa: E402
+
+app = create_app({"tiny": tiny_model()})
+schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+@schema.parametrize()
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+def test_api_conforms_to_its_schema(case):
+    # Every default check (no server error, status codes, content types and response bodies as
+    # documented, schema-violating requests refused) except positive_data_acceptance: a request can
+    # fit the schema and still be refused with a reason, e.g. random base64 that is not an image.
+    case.call_and_validate(excluded_checks=[positive_data_acceptance])
