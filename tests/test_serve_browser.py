@@ -1,0 +1,154 @@
+"""The page in a real headless Chromium (Playwright): draw a 1 and a 7 with the mouse, see the
+network read them and the bars move, undo, clear, read a photo, switch models, open the confusion
+matrix; and the page on a phone-sized screen. Screenshots go to the test's output folder."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the web server needs the 'web' extra")
+playwright = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (pip install playwright)")
+import uvicorn  # noqa: E402
+
+from conftest import MNIST_DIR, MNIST_MISSING  # noqa: E402
+from digitlab.serve import create_app  # noqa: E402
+from serve_support import STROKES, mnist_photo, tiny_model, trained_model  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.mnist,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: apt-get install chromium"),
+    pytest.mark.skipif(MNIST_DIR is None, reason=MNIST_MISSING),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real uvicorn server on a free loopback port, in a thread, serving a trained model and a tiny one."""
+    app = create_app({"dense256": trained_model(tmp_path_factory), "tiny": tiny_model()}, data_dir=MNIST_DIR)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
+def draw(page, digit: int) -> None:
+    """Draw a digit's strokes on the canvas with the mouse, a few pointer moves per segment."""
+    box = page.locator("#canvas").bounding_box()
+    for stroke in STROKES[digit]:
+        points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=6)
+        page.mouse.up()
+
+
+def bar_widths(page) -> list[float]:
+    return page.eval_on_selector_all(".bar .fill", "els => els.map(e => parseFloat(e.style.width) || 0)")
+
+
+def test_draw_a_one_and_a_seven_then_read_a_photo(server, browser, mnist, tmp_path):
+    expect = playwright.expect
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server)
+    expect(page.locator("#architecture tbody tr")).to_have_count(6)
+    expect(page.locator("#model-name")).to_contain_text("dense256")
+    assert bar_widths(page) == [0.0] * 10
+
+    draw(page, 1)
+    expect(page.locator("#digit")).to_have_text("1", timeout=10_000)
+    assert page.get_attribute("#seen", "src").startswith("data:image/png;base64,")
+    one = bar_widths(page)
+    assert max(one) == one[1] > 50
+    page.screenshot(path=str(tmp_path / "drew-1.png"))
+
+    page.click("#clear")
+    expect(page.locator("#digit")).to_have_text("?")
+    assert bar_widths(page) == [0.0] * 10
+
+    draw(page, 7)
+    expect(page.locator("#digit")).to_have_text("7", timeout=10_000)
+    page.wait_for_timeout(400)  # let the last debounced request land
+    seven = bar_widths(page)
+    assert seven != one and max(seven) == seven[7] > 50
+    assert page.locator(".bar.top").get_attribute("data-digit") == "7"
+
+    draw(page, 1)  # a stray stroke across the 7 ...
+    page.wait_for_timeout(600)
+    page.click("#undo")  # ... taken back
+    expect(page.locator("#digit")).to_have_text("7", timeout=10_000)
+    page.wait_for_timeout(600)
+    assert bar_widths(page) == seven
+    page.screenshot(path=str(tmp_path / "drew-7.png"))
+
+    _, test = mnist
+    photo = mnist_photo([test.images[0], test.images[1]])  # 7 and 2
+    page.set_input_files("#photo-input", files=[{"name": "number.png", "mimeType": "image/png", "buffer": photo}])
+    expect(page.locator("#photo-number")).to_have_text("72", timeout=10_000)
+    expect(page.locator("#photo-digits figure")).to_have_count(2)
+
+    page.click("#confusion-load")
+    expect(page.locator("#confusion table tr")).to_have_count(11, timeout=20_000)
+    expect(page.locator("#gallery figure").first).to_be_visible()
+    page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+
+    expect(page.locator("#model-picker")).to_be_visible()
+    page.select_option("#model-select", "tiny")
+    expect(page.locator("#model-name")).to_contain_text("tiny")
+    expect(page.locator("#architecture tbody tr")).to_have_count(6)
+    assert errors == []
+    _keep(tmp_path)
+
+
+def test_the_page_fits_a_phone(server, browser, tmp_path):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                  is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(server)
+    playwright.expect(page.locator("#architecture tbody tr")).to_have_count(6)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the screen
+    canvas = page.locator("#canvas").bounding_box()
+    assert canvas["width"] >= 200 and canvas["x"] + canvas["width"] <= 390
+    assert page.locator("#digit").bounding_box()["y"] < 844  # the answer shows beside the canvas' screen
+    page.screenshot(path=str(tmp_path / "phone.png"))
+    context.close()
+    _keep(tmp_path)
+
+
+def _keep(folder: Path) -> None:
+    """Copy the screenshots to tests/output/ too, where a person (or CI's artefacts) can find them."""
+    out = Path(__file__).parent / "output"
+    out.mkdir(exist_ok=True)
+    for png in folder.glob("*.png"):
+        shutil.copy(png, out / png.name)
