@@ -66,21 +66,14 @@ def digit_from_image(data: bytes) -> np.ndarray:
     return _vision(vision.to_mnist, data)
 
 
-def digits_from_image(data: bytes) -> list[tuple[np.ndarray, list[int] | None]]:
-    """Each digit of a written number, left to right, with its box [left, top, width, height] when
-    the segmenter gives one. ImageError("no digit found") when there is none."""
+def digits_from_image(data: bytes) -> list[tuple[np.ndarray, list[int]]]:
+    """Each digit of a written number, left to right, with its box [left, top, right, bottom] in
+    the image's pixels. ImageError("no digit found") when there is none."""
     check_image(data)
-    found = _vision(vision.segment, data)
-    if not len(found):
+    images, boxes = _vision(lambda d: vision.segment(d, return_boxes=True), data)
+    if not len(images):
         raise ImageError("no digit found (the image is blank)")
-    return [_digit_and_box(item) for item in found]
-
-
-def _digit_and_box(item) -> tuple[np.ndarray, list[int] | None]:
-    if isinstance(item, tuple):
-        image, box = item
-        return np.asarray(image, dtype=np.uint8), [int(v) for v in box]
-    return np.asarray(item, dtype=np.uint8), None
+    return [(image, [int(v) for v in box]) for image, box in zip(images, boxes)]
 
 
 def _vision(fn, data: bytes):

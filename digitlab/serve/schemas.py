@@ -55,7 +55,7 @@ class DigitResult(BaseModel):
     confidence: float = Field(description="Its probability.")
     probabilities: list[float] = Field(description="The 10 class probabilities.")
     image: Optional[str] = Field(None, description="The 28x28 image the network saw, as a PNG data: URL.")
-    box: Optional[list[int]] = Field(None, description="Where the digit is in the photo: [left, top, width, height].")
+    box: Optional[list[int]] = Field(None, description="Where the digit is in the photo: [left, top, right, bottom] in pixels (right and bottom exclusive).")
 
 
 class PredictResponse(BaseModel):
