@@ -71,7 +71,7 @@ async def wait_ready(client, url: str, server: subprocess.Popen, timeout: float 
 
 async def load(client, url: str, body: bytes, concurrency: int, seconds: float):
     """Keep ``concurrency`` requests in flight for ``seconds``; each worker stops at the deadline."""
-    latencies, server_ms, errors = [], [], {}
+    latencies, server_ms, inference_ms, errors = [], [], [], {}
     deadline = time.perf_counter() + seconds
 
     async def worker():
@@ -82,7 +82,9 @@ async def load(client, url: str, body: bytes, concurrency: int, seconds: float):
                 ok = response.status_code == 200
                 kind = None if ok else f"HTTP {response.status_code}"
                 if ok:
-                    server_ms.append(response.json()["latency_ms"])
+                    answer = response.json()
+                    server_ms.append(answer["latency_ms"])
+                    inference_ms.append(answer["inference_ms"])
             except Exception as e:  # a refused or dropped connection is an error, not a crash
                 kind = type(e).__name__
             latencies.append(time.perf_counter() - start)
@@ -91,7 +93,7 @@ async def load(client, url: str, body: bytes, concurrency: int, seconds: float):
 
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return np.array(latencies), np.array(server_ms), errors, time.perf_counter() - began
+    return np.array(latencies), np.array(server_ms), np.array(inference_ms), errors, time.perf_counter() - began
 
 
 async def main_async(args, model: Path) -> None:
@@ -110,7 +112,7 @@ async def main_async(args, model: Path) -> None:
                                           headers={"content-type": "image/png"})).status_code == 200
             before = rss_mb(server.pid)
             cpu_before = time.process_time()
-            latencies, server_ms, errors, elapsed = await load(client, url + "/api/predict", body,
+            latencies, server_ms, inference_ms, errors, elapsed = await load(client, url + "/api/predict", body,
                                                                args.concurrency, args.seconds)
             client_cpu = time.process_time() - cpu_before
             after, peak = rss_mb(server.pid), rss_mb(server.pid, "VmHWM")
@@ -126,11 +128,12 @@ async def main_async(args, model: Path) -> None:
           f"one uvicorn process; client: httpx2 asyncio in one process on the same machine "
           f"(used {client_cpu / elapsed:.0%} of a core)\n")
     print(table(
-        ["requests", "requests/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "server p50 ms", "errors",
+        ["requests", "requests/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "server p50 ms", "inference p50 ms", "errors",
          "RSS before MB", "RSS after MB", "peak RSS MB"],
         [[f"{n:,}", f"{n / elapsed:.0f}", f"{np.percentile(ms, 50):.1f}", f"{np.percentile(ms, 90):.1f}",
           f"{np.percentile(ms, 99):.1f}", f"{ms.max():.1f}",
           f"{np.median(server_ms):.1f}" if len(server_ms) else "—",
+          f"{np.median(inference_ms):.2f}" if len(inference_ms) else "—",
           sum(errors.values()) if errors else 0, f"{before:.0f}", f"{after:.0f}", f"{peak:.0f}"]],
     ))
     if errors:
