@@ -211,6 +211,21 @@ def test_bad_input_is_refused_with_a_reason_and_the_server_keeps_serving(client,
     assert good.status_code == 200
 
 
+def test_a_bug_in_preprocessing_is_logged_and_refused_not_a_500(client, monkeypatch, caplog):
+    from digitlab import vision
+
+    def broken(image):
+        raise IndexError("index 28 is out of bounds")
+
+    monkeypatch.setattr(vision, "to_mnist", broken)
+    response = client.post("/api/predict", content=SEVEN, headers=PNG)
+    assert response.status_code == 422
+    assert response.json()["detail"] == "could not read this image (IndexError: index 28 is out of bounds)"
+    assert "preprocessing failed" in caplog.text and "Traceback" in caplog.text
+    monkeypatch.undo()
+    assert client.post("/api/predict", content=SEVEN, headers=PNG).status_code == 200
+
+
 def test_refusals_of_the_other_routes(client):
     for path in ("/api/models/gamma", "/api/models/gamma/confusion"):
         response = client.get(path)

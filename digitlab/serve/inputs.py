@@ -13,6 +13,7 @@ import binascii
 import io
 import logging
 import re
+import threading
 import warnings
 
 import numpy as np
@@ -20,10 +21,11 @@ from PIL import Image
 
 from .. import vision
 from ..errors import DigitlabError, ImageError
-from .limits import MAX_PIXELS, HTTPProblem
+from .limits import DECODE_SLOTS, MAX_PIXELS, HTTPProblem
 
 log = logging.getLogger("digitlab.serve")
 
+_decoding = threading.BoundedSemaphore(DECODE_SLOTS)
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 
 
@@ -79,9 +81,11 @@ def digits_from_image(data: bytes) -> list[tuple[np.ndarray, list[int]]]:
 def _vision(fn, data: bytes):
     """Call a vision function on untrusted bytes. Its `ImageError` is the client's fault and says
     why (422). Anything else is a bug in the preprocessing: logged with its traceback, and the
-    client gets a 422 naming it rather than a 500, so one odd image cannot look like an outage."""
+    client gets a 422 naming it rather than a 500, so one odd image cannot look like an outage.
+    At most `DECODE_SLOTS` images are in here at once."""
     try:
-        return fn(data)
+        with _decoding:
+            return fn(data)
     except DigitlabError:
         raise
     except Exception as e:
