@@ -2,7 +2,7 @@
 
 Starts the real command (``digitlab serve``, uvicorn, one process) on 127.0.0.1 with a model, then
 keeps ``--concurrency`` requests in flight for ``--seconds`` from an asyncio client in this
-process, each sending a 280x280 PNG of a drawn "7" as the page's canvas does. Reports requests/s,
+process, each sending a PNG of a drawn "7" as the page's canvas does (140x140). Reports requests/s,
 client-side latency percentiles, the server's own latency (preprocessing + inference), errors, and
 the server's memory (RSS) before and after the run. The client shares the machine's cores with the
 server, so the figures are a floor for what the server alone could do.
@@ -34,12 +34,13 @@ from digitlab.recipes import get_recipe
 
 
 def canvas_png() -> bytes:
-    """What the page sends: a 280x280 PNG, a dark "7" drawn with an 18 px round pen on white."""
+    """What the page sends: a dark "7" drawn with an 18 px round pen on the white 280x280 canvas,
+    scaled to 140x140 (RGBA PNG)."""
     im = Image.new("RGBA", (280, 280), (255, 255, 255, 255))
     draw = ImageDraw.Draw(im)
     draw.line([(56, 34), (224, 34), (112, 252)], fill=(17, 17, 17, 255), width=18, joint="curve")
     buf = io.BytesIO()
-    im.save(buf, format="PNG")
+    im.resize((140, 140), Image.LANCZOS).save(buf, format="PNG")
     return buf.getvalue()
 
 

@@ -98,7 +98,7 @@ async function predictDrawing() {
   if (strokes.length === 0) { showPrediction(null); $("message").textContent = ""; return; }
   inFlight = true;
   try {
-    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    const blob = await new Promise((resolve) => sendCanvas().toBlob(resolve, "image/png"));
     const result = await api(withModel("/api/predict"), {
       method: "POST", headers: { "Content-Type": "image/png" }, body: blob,
     });
@@ -111,6 +111,19 @@ async function predictDrawing() {
     inFlight = false;
     if (again) { again = false; predictDrawing(); }
   }
+}
+
+// The drawing goes to the server at half size: 140 px is still seven times the 20 px MNIST fits a
+// digit into, and preprocessing a quarter of the pixels takes about a third of the time.
+const SEND = 140;
+const small = document.createElement("canvas");
+small.width = small.height = SEND;
+function sendCanvas() {
+  const c = small.getContext("2d");
+  c.imageSmoothingEnabled = true;
+  c.imageSmoothingQuality = "high";
+  c.drawImage(canvas, 0, 0, SEND, SEND);
+  return small;
 }
 
 function buildBars() {
@@ -209,7 +222,7 @@ async function showModel() {
   }
   drawCurves(m.history);
   $("confusion").innerHTML = $("gallery").innerHTML = $("confusion-message").textContent = "";
-  $("confusion-load").disabled = false;
+  $("confusion-load").disabled = $("confusion-load").hidden = false;
 }
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -270,7 +283,8 @@ $("confusion-load").addEventListener("click", async () => {
       button.disabled = false;
       return;
     }
-    $("confusion-message").textContent = `accuracy ${pct(c.accuracy)} on ${c.images.toLocaleString()} images; rows: true digit, columns: predicted.`;
+    button.hidden = true;
+    $("confusion-message").textContent = `Accuracy ${pct(c.accuracy)} on ${c.images.toLocaleString()} images; rows: true digit, columns: predicted. The most confident mistakes: true → predicted.`;
     drawConfusion(c.matrix);
     const gallery = $("gallery");
     gallery.innerHTML = "";
