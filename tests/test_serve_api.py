@@ -71,7 +71,7 @@ def test_page_and_its_assets_are_served_locally(client):
 
 
 def test_health_and_readiness(client):
-    assert client.get("/healthz").json() == {"status": "ok", "models": None}
+    assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready", "models": ["alpha", "beta"]}
 
 

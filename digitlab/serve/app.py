@@ -98,7 +98,8 @@ def create_app(models, *, default: str | None = None, data_dir=None) -> FastAPI:
     def index():
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
-    @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness: the process answers")
+    @app.get("/healthz", response_model=Health, response_model_exclude_none=True, tags=["health"],
+             summary="Liveness: the process answers")
     def healthz():
         return {"status": "ok"}
 
