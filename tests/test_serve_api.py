@@ -369,15 +369,18 @@ def test_store_refuses_what_it_cannot_serve(tmp_path):
 
 # ----------------------------------------------------------------------------- the command
 def test_serve_command(model_files, monkeypatch, capsys):
+    import threadpoolctl
     import uvicorn
 
-    calls = []
+    calls, blas = [], []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda n, user_api: blas.append((n, user_api)))
     assert main(["serve", "--models-dir", str(model_files), "--port", "8123"]) == 0
     app, kwargs = calls[0]
     assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 8123
     assert [m.name for m in app.state.store] == ["alpha", "beta"]
     assert "http://127.0.0.1:8123/" in capsys.readouterr().out
+    assert blas == [(1, "blas")]  # the server process runs BLAS on one thread
 
     assert main(["serve", "--model", str(model_files / "beta.npz")]) == 0
     assert [m.name for m in calls[1][0].state.store] == ["beta"]

@@ -25,10 +25,14 @@ def serve(
         raise typer.BadParameter("give --model or --models-dir, not both", param_hint="--model")
     try:
         import uvicorn
+        from threadpoolctl import threadpool_limits
 
         from ..serve import create_app
     except ImportError as e:
         raise DigitlabError(f"the web server needs its extra ({e.name} is missing): pip install 'digitlab[web]'") from None
+    # One image at a time gains nothing from a multi-threaded BLAS, and its threads, spinning
+    # beside the request threads on a small machine, cut the throughput to a third.
+    threadpool_limits(1, user_api="blas")
     app = create_app(model or models_dir or DEFAULT_DIR, data_dir=data_dir)
     names = ", ".join(m.name for m in app.state.store)
     console.print(f"serving {names} on [bold]http://{host}:{port}/[/] (API: /docs); Ctrl+C stops")

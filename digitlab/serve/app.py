@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -24,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..errors import DigitlabError, ImageError
 from . import inputs
-from .limits import MAX_BATCH, MAX_PIXELS, MAX_UPLOAD_BYTES, HTTPProblem
+from .limits import MAX_BATCH, MAX_PIXELS, MAX_UPLOAD_BYTES, HTTPProblem, run_in_workers
 from .oip import oip_router
 from .schemas import (
     BatchInput,
@@ -148,7 +147,7 @@ def create_app(models, *, default: str | None = None, data_dir=None) -> FastAPI:
         start = time.perf_counter()
         served = store.get(model)
         source = await _read_one(request)
-        return await run_in_threadpool(_predict, served, source, number, start)
+        return await run_in_workers(_predict, served, source, number, start)
 
     @app.post("/api/predict/batch", response_model=BatchResponse, tags=["predict"],
               summary=f"Read up to {MAX_BATCH} digits in one request",
@@ -163,7 +162,7 @@ def create_app(models, *, default: str | None = None, data_dir=None) -> FastAPI:
         start = time.perf_counter()
         served = store.get(model)
         sources = await _read_batch(request)
-        return await run_in_threadpool(_predict_batch, served, sources, start)
+        return await run_in_workers(_predict_batch, served, sources, start)
 
     app.include_router(oip_router(store))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

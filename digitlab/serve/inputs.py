@@ -13,7 +13,6 @@ import binascii
 import io
 import logging
 import re
-import threading
 import warnings
 
 import numpy as np
@@ -21,11 +20,10 @@ from PIL import Image
 
 from .. import vision
 from ..errors import DigitlabError, ImageError
-from .limits import DECODE_SLOTS, MAX_PIXELS, HTTPProblem
+from .limits import MAX_PIXELS, HTTPProblem
 
 log = logging.getLogger("digitlab.serve")
 
-_decoding = threading.BoundedSemaphore(DECODE_SLOTS)
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 
 
@@ -84,8 +82,7 @@ def _vision(fn, data: bytes):
     client gets a 422 naming it rather than a 500, so one odd image cannot look like an outage.
     At most `DECODE_SLOTS` images are in here at once."""
     try:
-        with _decoding:
-            return fn(data)
+        return fn(data)
     except DigitlabError:
         raise
     except Exception as e:

@@ -5,20 +5,33 @@
 | `MAX_UPLOAD_BYTES` | 5 MiB | request body, before it is parsed (Content-Length, then while reading) | 413 |
 | `MAX_PIXELS` | `digitlab.vision.MAX_PIXELS` (40 megapixels) | image header, before any pixel is decoded | 413 |
 | `MAX_BATCH` | 256 | images in one batch or inference request | 422 (400 on /v2) |
-| `DECODE_SLOTS` | 4 | images decoded and preprocessed at once; other requests wait their turn | — |
+| `WORKERS` | 4 | requests decoded, preprocessed and predicted at once, each in a worker thread; the others wait in the event loop | — |
 
-A 5 MiB PNG can hold a 40-megapixel image, which takes about 150 MB and most of a second to
-decode and preprocess; `DECODE_SLOTS` bounds that memory to a few such images however many
-requests arrive together. Preprocessing is CPU-bound, so more slots than cores would not be faster.
+Why `WORKERS`: a 5 MiB PNG can hold a 40-megapixel image, which takes about 150 MB and most of a
+second to decode and preprocess, so the limit bounds memory to a few such images however many
+requests arrive together. The work is CPU-bound and mostly holds the GIL: on two cores, 32 threads
+fighting for it were no faster than 4, only slower to answer each request.
 """
 
 from __future__ import annotations
+
+import anyio
 
 from ..vision import MAX_PIXELS  # noqa: F401  (the same limit as the library and the CLI)
 
 MAX_UPLOAD_BYTES = 5 * 2**20
 MAX_BATCH = 256
-DECODE_SLOTS = 4
+WORKERS = 4
+_limiter = None  # an anyio.CapacityLimiter, made on first use (inside the event loop)
+
+
+async def run_in_workers(fn, *args):
+    """Run ``fn(*args)`` in a worker thread, at most `WORKERS` at once; other requests wait their
+    turn in the event loop."""
+    global _limiter
+    if _limiter is None:
+        _limiter = anyio.CapacityLimiter(WORKERS)
+    return await anyio.to_thread.run_sync(fn, *args, limiter=_limiter)
 
 
 class HTTPProblem(Exception):

@@ -23,13 +23,12 @@ from typing import Any, Optional
 
 import numpy as np
 from fastapi import APIRouter
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
 from ..errors import DigitlabError
 from . import inputs
-from .limits import MAX_BATCH, HTTPProblem
+from .limits import MAX_BATCH, HTTPProblem, run_in_workers
 from .store import ModelNotFound, ModelStore
 
 VERSION = "1"
@@ -146,7 +145,7 @@ def oip_router(store: ModelStore) -> APIRouter:
 
     async def infer(name: str, request: InferRequest, version: str | None = None):
         model = served(name, version)
-        return await run_in_threadpool(_infer, model, request)
+        return await run_in_workers(_infer, model, request)
 
     for base in ("/models/{name}", "/models/{name}/versions/{version}"):
         router.add_api_route(base, metadata, methods=["GET"], response_model=ModelMetadata,
