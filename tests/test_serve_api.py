@@ -65,7 +65,10 @@ def test_page_and_its_assets_are_served_locally(client):
         assert response.status_code == 200 and kind in response.headers["content-type"]
     for text in (page.text, client.get("/static/app.js").text, client.get("/static/style.css").text):
         assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text  # no CDN
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+    assert "https://" not in docs.text and "http://" not in docs.text  # Swagger UI from local files
+    assert client.get("/static/swagger/swagger-ui-bundle.js").status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/api/predict", "/api/predict/batch", "/v2/models/{name}/infer"} <= set(schema["paths"])
 

@@ -72,13 +72,31 @@ def draw(page, digit: int) -> None:
         page.mouse.up()
 
 
+def local_only(context, server: str) -> list[str]:
+    """Refuse every request that does not go to ``server`` (a CDN, fonts, ...); returns the list
+    of refused URLs, which a page that serves all its assets itself leaves empty."""
+    refused = []
+
+    def route(r):
+        if r.request.url.startswith(server):
+            r.continue_()
+        else:
+            refused.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    return refused
+
+
 def bar_widths(page) -> list[float]:
     return page.eval_on_selector_all(".bar .fill", "els => els.map(e => parseFloat(e.style.width) || 0)")
 
 
 def test_draw_a_one_and_a_seven_then_read_a_photo(server, browser, mnist, tmp_path):
     expect = playwright.expect
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    refused = local_only(context, server)
+    page = context.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server)
@@ -127,13 +145,20 @@ def test_draw_a_one_and_a_seven_then_read_a_photo(server, browser, mnist, tmp_pa
     page.select_option("#model-select", "tiny")
     expect(page.locator("#model-name")).to_contain_text("tiny")
     expect(page.locator("#architecture tbody tr")).to_have_count(6)
-    assert errors == []
+
+    page.goto(server + "/docs")  # Swagger UI, from local files, renders the OpenAPI 3.1 schema
+    expect(page.locator(".opblock-summary-path", has_text="/api/predict/batch")).to_be_visible(timeout=15_000)
+    expect(page.locator(".opblock-summary-path", has_text="/v2/models/{name}/infer").first).to_be_visible()
+    page.screenshot(path=str(tmp_path / "docs.png"))
+    assert errors == [] and refused == []
+    context.close()
     _keep(tmp_path)
 
 
 def test_the_page_fits_a_phone(server, browser, tmp_path):
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
                                   is_mobile=True, has_touch=True)
+    refused = local_only(context, server)
     page = context.new_page()
     page.goto(server)
     playwright.expect(page.locator("#architecture tbody tr")).to_have_count(6)
@@ -142,6 +167,7 @@ def test_the_page_fits_a_phone(server, browser, tmp_path):
     assert canvas["width"] >= 200 and canvas["x"] + canvas["width"] <= 390
     assert page.locator("#digit").bounding_box()["y"] < 844  # the answer shows beside the canvas' screen
     page.screenshot(path=str(tmp_path / "phone.png"))
+    assert refused == []
     context.close()
     _keep(tmp_path)
 

@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path  # Swagger UI's files, so /docs works offline
 
 from .. import __version__
 from ..errors import DigitlabError, ImageError
@@ -71,6 +73,8 @@ def create_app(models, *, default: str | None = None, data_dir=None) -> FastAPI:
     app = FastAPI(
         title="digitlab",
         version=__version__,
+        docs_url=None,  # served below from local files instead of a CDN
+        redoc_url=None,
         description="Handwritten digit recognition: a draw-a-digit page at `/`, a JSON API under "
                     "`/api`, and the Open Inference Protocol (KServe / Triton v2) under `/v2`.",
     )
@@ -96,6 +100,13 @@ def create_app(models, *, default: str | None = None, data_dir=None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     def index():
         return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="digitlab API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js", swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png")
 
     @app.get("/healthz", response_model=Health, response_model_exclude_none=True, tags=["health"],
              summary="Liveness: the process answers")
@@ -165,6 +176,7 @@ def create_app(models, *, default: str | None = None, data_dir=None) -> FastAPI:
         return await run_in_workers(_predict_batch, served, sources, start)
 
     app.include_router(oip_router(store))
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def openapi():
