@@ -395,19 +395,19 @@ def fit_mnist(ink: np.ndarray, stroke: float | None = None) -> np.ndarray:
         width_fine = stroke * (fine_box - 2 * grow) / longest
         fine = np.clip(fine / min(1.0, max(width_fine, 0.25)), 0.0, 1.0)
         fine = _dilate_disk(np.pad(fine, grow), grow)
-    small = _reduce(fine, SUPER)
-    mass = small.sum()
+    small = _to_uint8(_reduce(fine, SUPER))  # quantised first: the centre below is the output's
+    mass = float(small.sum())
     if mass <= 0:
         raise ImageError(BLANK_MESSAGE)
-    cy = float(small.sum(axis=1) @ np.arange(small.shape[0])) / mass
-    cx = float(small.sum(axis=0) @ np.arange(small.shape[1])) / mass
+    cy = float(small.sum(axis=1, dtype=np.float64) @ np.arange(small.shape[0])) / mass
+    cx = float(small.sum(axis=0, dtype=np.float64) @ np.arange(small.shape[1])) / mass
     top, left = math.floor(CENTRE - cy + 0.5), math.floor(CENTRE - cx + 0.5)
-    out = np.zeros((SIDE, SIDE), dtype=np.float32)
+    out = np.zeros((SIDE, SIDE), dtype=np.uint8)
     h, w = small.shape
     r0, c0 = max(top, 0), max(left, 0)
     r1, c1 = min(top + h, SIDE), min(left + w, SIDE)
     out[r0:r1, c0:c1] = small[r0 - top:r1 - top, c0 - left:c1 - left]
-    return _to_uint8(out)
+    return out
 
 
 def _resize_longest(ink: np.ndarray, side: int) -> np.ndarray:
