@@ -42,6 +42,7 @@ _MIN_SNR = 6.0  # ... and by this many times the paper's noise
 _NOISY = 0.02  # paper noise above this (0..1 grey) is smoothed before thresholding
 _LOCAL_MAX_INK = 0.15  # local paper levels are estimated only where ink is under this fraction
 _KEEP_RATIO = 0.05  # in to_mnist, parts smaller than this fraction of the largest are specks
+_BIG_RATIO = 0.3  # ... and parts under this fraction must lie close to the digit to belong to it
 
 
 @dataclass(frozen=True)
@@ -345,10 +346,13 @@ def _main_parts(parts: Components) -> list[int]:
     added = True
     while added:
         added = False
-        margin = 0.35 * max(bottom - top, right - left)
+        size = max(bottom - top, right - left)
         for i in candidates:
             if i in chosen:
                 continue
+            # A big part may stand a little apart (a 4's second stroke); a small one must be
+            # close (a pen skip, a 5's flag), or it is dust or a smudge.
+            margin = (0.35 if area[i] >= _BIG_RATIO * area[main] else 0.25) * size
             t, l, b, r = box[i]
             if t < bottom + margin and b > top - margin and l < right + margin and r > left - margin:
                 chosen.append(int(i))
