@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from .errors import DataError, DigitlabError, ImageError, ModelError  # noqa: E402
+from .errors import DataError, DigitlabError, ModelError  # noqa: E402
 
-__all__ = ["DataError", "DigitlabError", "ImageError", "ModelError", "__version__"]
+__all__ = ["DataError", "DigitlabError", "ModelError", "__version__"]
