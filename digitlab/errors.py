@@ -15,3 +15,7 @@ class DataError(DigitlabError, ValueError):
 
 class ModelError(DigitlabError, ValueError):
     """A model, a model file or a recipe cannot be used as asked."""
+
+
+class ImageError(DigitlabError, ValueError):
+    """An input image cannot be used: not an image, truncated, empty, too large, or blank."""

@@ -1,0 +1,249 @@
+"""Reading an untrusted image: every input kind, every limit, and one clear `ImageError` per fault.
+
+The limits live here and nowhere else, so the web app and the CLI refuse the same things:
+
+| limit | value | why |
+|---|---|---|
+| `MAX_PIXELS` | 40 megapixels | checked from the header, before decoding (decompression bombs) |
+| `MAX_BYTES` | 50 MiB | the encoded file, for paths, bytes and file objects |
+| `WORK_SIDE` | 1000 px | larger images are shrunk before any processing (JPEG decodes at 1/2..1/8 directly) |
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import ImageError
+
+MAX_PIXELS = 40_000_000
+MAX_BYTES = 50 * 2**20
+WORK_SIDE = 1000
+
+# ITU-R 601-2 luma, the weights Pillow's convert("L") uses.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def check_size(width: int, height: int) -> None:
+    """Raise `ImageError` if an image of ``width`` x ``height`` is empty or over `MAX_PIXELS`."""
+    if width <= 0 or height <= 0:
+        raise ImageError(f"image is {width}x{height}: it has no pixels")
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"image is {width}x{height} = {width * height / 1e6:.3g} megapixels, "
+            f"over the limit of {MAX_PIXELS / 1e6:g}"
+        )
+
+
+def load_grey(source, max_side: int = WORK_SIDE) -> np.ndarray:
+    """Read any supported input as a grey image, float32 H x W in 0..1 (0 = black, 1 = white).
+
+    ``source``: a path (str or PathLike), ``bytes``, a binary file object, a ``PIL.Image.Image``,
+    or a numpy array (uint8 or integers 0..255, or floats 0..1; H x W, H x W x 3 or H x W x 4).
+    Transparent pixels are composited on white, or on black when the ink is light (a white stroke
+    on a transparent canvas). Animated images give their first frame; EXIF rotation is applied.
+    Images with a side over ``max_side`` are shrunk (by an integer factor, area-averaged) to at most
+    that side. Raises `ImageError` for anything that is not a usable image.
+    """
+    return read_grey(source, max_side)[0]
+
+
+def read_grey(source, max_side: int = WORK_SIDE) -> tuple[np.ndarray, float]:
+    """`load_grey`, also returning the scale: input pixels per returned pixel (1.0 unless shrunk)."""
+    if isinstance(source, np.ndarray):
+        grey = _array_to_grey(source)
+        longest = max(grey.shape)
+        grey = _shrink_array(grey, max_side)
+    else:
+        im, size = _open(source, max_side)
+        longest = max(size)
+        grey = _image_to_grey(im, max_side)
+    return grey, longest / max(grey.shape)
+
+
+def open_image(source, max_side: int | None = None) -> Image.Image:
+    """Open, validate and decode ``source`` (path, bytes, file object or PIL image) with Pillow.
+
+    The size is checked from the header before any pixel is decoded. With ``max_side``, a large JPEG
+    is decoded directly at a reduced scale (still at least ``max_side`` on its longer side).
+    """
+    return _open(source, max_side)[0]
+
+
+def _open(source, max_side: int | None) -> tuple[Image.Image, tuple[int, int]]:
+    """`open_image`, also returning the size the header declared (before any reduced decode)."""
+    if isinstance(source, Image.Image):
+        check_size(*source.size)
+        return source, source.size
+    data = _read_source(source)
+    try:
+        with warnings.catch_warnings():
+            # Our own limit is far below Pillow's bomb warning; make any such warning an error.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        check_size(*_header_size(data))  # over Pillow's own limit, hence over ours: say by how much
+        raise ImageError("not an image (Pillow refused it as a decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise ImageError("not an image (Pillow cannot read it: PNG, JPEG, BMP, WebP, GIF, ...)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"not an image ({e})") from None
+    check_size(*im.size)
+    size = im.size
+    if max_side and im.format == "JPEG" and max(im.size) >= 2 * max_side:
+        k = max(im.size) // max_side  # draft picks a scale 1/2..1/8 keeping at least size // k
+        im.draft(im.mode, (im.size[0] // k, im.size[1] // k))
+    try:
+        im.load()
+    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError... for damaged data
+        reason = str(e) or type(e).__name__
+        if "truncated" in reason.lower():
+            raise ImageError("truncated image file") from None
+        raise ImageError(f"truncated or corrupt image file ({reason})") from None
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # a broken EXIF block is not worth refusing the picture for
+        pass
+    return im, size
+
+
+def _header_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the header of an image Pillow refused as a bomb, read by the format's
+    own plugin (which, unlike `Image.open`, applies no pixel limit and decodes nothing)."""
+    Image.init()
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        if accept is not None and accept(data[:16]) is not True:
+            continue
+        try:
+            return factory(io.BytesIO(data), "").size
+        except Exception:
+            continue
+    return (1, 1)
+
+
+def _read_source(source) -> bytes:
+    """The encoded bytes of a path, bytes-like object or binary file object, at most `MAX_BYTES`."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source).expanduser()
+        try:
+            size = path.stat().st_size
+            if path.is_dir():
+                raise ImageError(f"{path}: is a directory, not an image")
+            if size > MAX_BYTES:
+                raise ImageError(_too_many_bytes(size))
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise ImageError(f"{path}: no such file") from None
+        except PermissionError:
+            raise ImageError(f"{path}: permission denied") from None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif hasattr(source, "read"):
+        data = source.read(MAX_BYTES + 1)
+        if not isinstance(data, bytes):
+            raise ImageError("the file object must be opened in binary mode ('rb')")
+    else:
+        raise ImageError(
+            "expected an image: a path, bytes, a binary file object, a PIL image or a numpy array; "
+            f"got {type(source).__name__}"
+        )
+    if len(data) > MAX_BYTES:
+        raise ImageError(_too_many_bytes(len(data)))
+    if not data:
+        raise ImageError("not an image (0 bytes)")
+    return data
+
+
+def _too_many_bytes(n: int) -> str:
+    return f"image file is over the limit of {MAX_BYTES // 2**20} MiB ({n / 2**20:.1f} MiB)"
+
+
+def _image_to_grey(im: Image.Image, max_side: int) -> np.ndarray:
+    """A decoded PIL image -> float32 grey 0..1, alpha composited, shrunk to ``max_side``."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16-bit or float: stretch range
+        arr = np.asarray(im, dtype=np.float32)
+        return _shrink_array(_stretch(arr), max_side)
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
+    target = "RGBA" if has_alpha else ("L" if im.mode in ("1", "L") else "RGB")
+    if im.mode != target:
+        im = im.convert(target)
+    k = math.ceil(max(im.size) / max_side)
+    if k > 1:
+        im = im.reduce(k)
+    arr = np.asarray(im, dtype=np.float32) / 255.0
+    return _array_to_grey(arr)
+
+
+def _stretch(arr: np.ndarray) -> np.ndarray:
+    lo, hi = float(arr.min()), float(arr.max())
+    return (arr - lo) / (hi - lo) if hi > lo else np.ones_like(arr)
+
+
+def _array_to_grey(arr: np.ndarray) -> np.ndarray:
+    """A numpy image (H x W, H x W x 1/3/4; uint8/ints 0..255 or floats 0..1) -> float32 grey 0..1."""
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
+        height, width = arr.shape[:2]
+    elif arr.ndim == 2:
+        height, width = arr.shape
+    else:
+        raise ImageError(f"an image array must be H x W, H x W x 3 or H x W x 4; got shape {arr.shape}")
+    check_size(width, height)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.float32)
+    elif np.issubdtype(arr.dtype, np.integer):
+        if arr.min() < 0 or arr.max() > 255:
+            raise ImageError(
+                f"integer image values must be in 0..255; got {arr.min()}..{arr.max()} ({arr.dtype})"
+            )
+        arr = arr.astype(np.float32) / 255.0
+    elif np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ImageError("image array holds NaN or infinite values")
+        if arr.min() < 0 or arr.max() > 1:
+            raise ImageError(
+                f"float image values must be in 0..1; got {arr.min():g}..{arr.max():g} "
+                "(divide by 255 or pass uint8)"
+            )
+        arr = arr.astype(np.float32, copy=False)
+    else:
+        raise ImageError(f"image array must hold numbers; got {arr.dtype}")
+    if arr.ndim == 2:
+        return arr
+    if arr.shape[2] == 1:
+        return arr[:, :, 0]
+    grey = arr[:, :, :3] @ _LUMA
+    if arr.shape[2] == 4:
+        grey = _composite(grey, arr[:, :, 3])
+    return grey.astype(np.float32, copy=False)
+
+
+def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Flatten grey + alpha onto white, or onto black when that shows more contrast.
+
+    A canvas drawing often is black strokes on transparent pixels (fine on white), but it may be
+    white strokes on transparent, or a digit that exists only in the alpha channel.
+    """
+    on_white = grey * alpha + (1.0 - alpha)
+    opaque, clear = alpha > 0.5, alpha <= 0.5
+    if not opaque.any() or not clear.any():
+        return on_white
+    on_black = grey * alpha
+    contrast_white = abs(on_white[opaque].mean() - on_white[clear].mean())
+    contrast_black = abs(on_black[opaque].mean() - on_black[clear].mean())
+    return on_black if contrast_black > contrast_white else on_white
+
+
+def _shrink_array(grey: np.ndarray, max_side: int) -> np.ndarray:
+    """Area-average a grey array by an integer factor so that no side exceeds ``max_side``."""
+    k = math.ceil(max(grey.shape) / max_side)
+    if k <= 1:
+        return np.ascontiguousarray(grey, dtype=np.float32)
+    return np.asarray(Image.fromarray(grey.astype(np.float32), "F").reduce(k), dtype=np.float32)
