@@ -2,7 +2,8 @@
 
 __version__ = "0.1.0"
 
-from .errors import DataError, DigitlabError, ImageError, ModelError  # noqa: E402
+from .errors import DataError, DigitlabError, ModelError  # noqa: E402
+
 
 
 def load_model(path):
@@ -12,4 +13,4 @@ def load_model(path):
     return _load(path)
 
 
-__all__ = ["DataError", "DigitlabError", "ImageError", "ModelError", "__version__", "load_model"]
+__all__ = ["DataError", "DigitlabError", "ModelError", "__version__", "load_model"]

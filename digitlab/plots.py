@@ -63,3 +63,25 @@ def sample_grid(
         fig.suptitle(title, fontsize=12)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def readings_figure(originals: list, seen: list[np.ndarray], answers: list[str], path: str | os.PathLike) -> Path:
+    """Each input image (top) next to what the network saw (bottom), titled with its answer.
+
+    ``originals``: PIL images or arrays; ``seen``: for each input, uint8 K x 28 x 28 digits."""
+    plt = _pyplot()
+    cols = len(originals)
+    if cols == 0:
+        raise DigitlabError("nothing to draw: no images")
+    fig, axes = plt.subplots(2, cols, figsize=(2.4 * cols, 4.6), dpi=100, squeeze=False)
+    for c, (original, digits, answer) in enumerate(zip(originals, seen, answers)):
+        top, bottom = axes[0, c], axes[1, c]
+        top.imshow(np.asarray(original), cmap="gray", interpolation="lanczos")
+        top.set_title("input", fontsize=10)
+        strip = np.concatenate(list(digits), axis=1) if len(digits) else np.zeros((28, 28), np.uint8)
+        bottom.imshow(strip, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        bottom.set_title(f"network saw → {answer}", fontsize=11)
+        top.axis("off")
+        bottom.axis("off")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
-import numpy as np
 
 from .data import Augment, Dataset, load_mnist, load_sklearn_digits
 from .errors import ModelError

@@ -88,3 +88,13 @@ def pattern_digits(n: int = 300, size: int = 8, seed: int = 0, noise: float = 40
     labels = rng.integers(0, 10, n)
     images = templates[labels] * 200.0 + rng.normal(0, noise, (n, size, size)) + 30
     return np.clip(images, 0, 255).astype(np.uint8), labels
+
+
+@pytest.fixture(scope="session")
+def mnist_model(mnist, tmp_path_factory):
+    """A `cnn-fast` model trained for one epoch on the real MNIST (about 20 s, once per session),
+    for tests that need a network able to read real digits."""
+    from digitlab.recipes import train_recipe
+
+    result = train_recipe("cnn-fast", epochs=1, data=mnist)
+    return result.model.save(tmp_path_factory.mktemp("model") / "cnn-fast.npz")

@@ -10,7 +10,7 @@ import pytest
 import digitlab
 from digitlab.data import Dataset
 from digitlab.errors import ModelError
-from digitlab.io import load_model, read_header, save_model
+from digitlab.io import load_model, read_header
 from digitlab.nn import (
     Adam,
     Callback,

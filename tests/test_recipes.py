@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from digitlab.errors import ModelError
-from digitlab.nn import Dense, Dropout, Sigmoid, Softmax, Tanh
+from digitlab.nn import Dense, Dropout, Sigmoid
 from digitlab.recipes import RECIPES, get_recipe, train_recipe
 
 

@@ -13,7 +13,6 @@ import sys
 import time
 from typing import TextIO
 
-import numpy as np
 
 from ..errors import ModelError
 

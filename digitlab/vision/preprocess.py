@@ -1,16 +1,17 @@
 """`to_mnist`: a photo, scan or canvas drawing of one digit -> the 28x28 image MNIST would have made.
 
 MNIST's digits were fitted into a 20x20 box keeping their aspect ratio, anti-aliased, and pasted
-into 28x28 so that their centre of mass falls on pixel (14, 14) (row, column; every MNIST image has
-it within half a pixel on each axis). A picture of a digit is far from that, so it goes through:
+into 28x28 at the whole-pixel offset that puts their centre of mass nearest pixel (14, 14) (row,
+column; within about half a pixel on each axis). A picture of a digit is far from that, so it goes
+through:
 
 1. `load.load_grey`: read and check the input, alpha composited, grey 0..1, huge images shrunk;
-2. `find_ink`: fit the paper's brightness as a smooth surface and then locally (lighting gradients
-   and shadows go with it),
-   decide which side is ink (dark on light or light on dark), threshold (Otsu) to find the strokes,
-   and group stroke fragments into components, dropping specks;
-3. `fit_mnist`: crop to the ink, fit the longest side to 20 px with area-averaging (anti-aliasing),
-   thicken strokes much thinner than MNIST's, and paste into 28x28 by the centre of mass.
+2. `find_ink`: fit the paper's brightness as a smooth surface, then locally (lighting gradients and
+   shadows go with it); decide which side is ink (dark on light or light on dark); threshold
+   (Otsu, with hysteresis) to find the strokes; group stroke fragments into parts;
+3. `to_mnist` keeps the largest part and the parts near it (specks and far marks are dropped), and
+   `fit_mnist` fits them: the longer side to 20 px by area-averaging (anti-aliasing), strokes much
+   thinner than MNIST's thickened, pasted into 28x28 by the centre of mass.
 
 `to_mnist_naive` is the usual tutorial shortcut (grey, resize to 28x28, invert), kept to measure
 what the steps above are worth.
@@ -42,6 +43,7 @@ _MIN_SNR = 6.0  # ... and by this many times the paper's noise
 _NOISY = 0.02  # paper noise above this (0..1 grey) is smoothed before thresholding
 _LOCAL_MAX_INK = 0.15  # local paper levels are estimated only where ink is under this fraction
 _KEEP_RATIO = 0.05  # in to_mnist, parts smaller than this fraction of the largest are specks
+_BIG_RATIO = 0.3  # ... and parts under this fraction must lie close to the digit to belong to it
 
 
 @dataclass(frozen=True)
@@ -111,13 +113,17 @@ def find_ink(image) -> Ink:
     if candidates.size == 0:
         raise ImageError(BLANK_MESSAGE)
     # Hysteresis: strokes are the pixels over the Otsu threshold, plus the weaker pixels connected
-    # to them (the faint parts of a pencil line or a chalk stroke, the grey stems of an 8x8 digit).
+    # to them (the faint parts of a pencil line or a chalk stroke, the grey stems of an 8x8 digit),
+    # but no further than a stroke width from strong ink: a faint ruled line crossing the digit
+    # must not come with it.
     high = max(otsu(candidates), 4.0 * noise, 0.5 * _MIN_CONTRAST)
-    weak = label(strength >= max(0.4 * high, floor))
-    strong = np.unique(weak.labels[strength >= high])
-    mask = np.isin(weak.labels, strong[strong > 0])
-    if not mask.any():
+    strong_mask = strength >= high
+    if not strong_mask.any():
         raise ImageError(BLANK_MESSAGE)
+    weak = label(strength >= max(0.4 * high, floor))
+    strong = np.unique(weak.labels[strong_mask])
+    reach = int(np.clip(round(stroke_width(strong_mask)), 1, 20))
+    mask = np.isin(weak.labels, strong[strong > 0]) & dilate(strong_mask, reach)
     stroke = stroke_width(mask)
     join = int(np.clip(round(0.5 * stroke), 1, 12))
     grouped = label(dilate(mask, join))
@@ -345,10 +351,13 @@ def _main_parts(parts: Components) -> list[int]:
     added = True
     while added:
         added = False
-        margin = 0.35 * max(bottom - top, right - left)
+        size = max(bottom - top, right - left)
         for i in candidates:
             if i in chosen:
                 continue
+            # A big part may stand a little apart (a 4's second stroke); a small one must be
+            # close (a pen skip, a 5's flag), or it is dust or a smudge.
+            margin = (0.35 if area[i] >= _BIG_RATIO * area[main] else 0.25) * size
             t, l, b, r = box[i]
             if t < bottom + margin and b > top - margin and l < right + margin and r > left - margin:
                 chosen.append(int(i))
@@ -395,19 +404,19 @@ def fit_mnist(ink: np.ndarray, stroke: float | None = None) -> np.ndarray:
         width_fine = stroke * (fine_box - 2 * grow) / longest
         fine = np.clip(fine / min(1.0, max(width_fine, 0.25)), 0.0, 1.0)
         fine = _dilate_disk(np.pad(fine, grow), grow)
-    small = _reduce(fine, SUPER)
-    mass = small.sum()
+    small = _to_uint8(_reduce(fine, SUPER))  # quantised first: the centre below is the output's
+    mass = float(small.sum())
     if mass <= 0:
         raise ImageError(BLANK_MESSAGE)
-    cy = float(small.sum(axis=1) @ np.arange(small.shape[0])) / mass
-    cx = float(small.sum(axis=0) @ np.arange(small.shape[1])) / mass
+    cy = float(small.sum(axis=1, dtype=np.float64) @ np.arange(small.shape[0])) / mass
+    cx = float(small.sum(axis=0, dtype=np.float64) @ np.arange(small.shape[1])) / mass
     top, left = math.floor(CENTRE - cy + 0.5), math.floor(CENTRE - cx + 0.5)
-    out = np.zeros((SIDE, SIDE), dtype=np.float32)
+    out = np.zeros((SIDE, SIDE), dtype=np.uint8)
     h, w = small.shape
     r0, c0 = max(top, 0), max(left, 0)
     r1, c1 = min(top + h, SIDE), min(left + w, SIDE)
     out[r0:r1, c0:c1] = small[r0 - top:r1 - top, c0 - left:c1 - left]
-    return _to_uint8(out)
+    return out
 
 
 def _resize_longest(ink: np.ndarray, side: int) -> np.ndarray:

@@ -1,0 +1,44 @@
+"""Reading real images with a trained model: preprocess like MNIST, predict, abstain when unsure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .preprocess import to_mnist
+from .segment import segment
+
+
+@dataclass
+class Reading:
+    """What a model read in one image.
+
+    Attributes:
+        digits: uint8 K x 28 x 28, what the network saw (K = 1 for a single digit).
+        probabilities: float32 K x 10.
+        text: the answer: one character per digit, "?" where the top probability is below the
+            threshold.
+    """
+
+    digits: np.ndarray
+    probabilities: np.ndarray
+    text: str
+
+    def top(self, k: int = 3) -> list[list[tuple[int, float]]]:
+        """For each digit, its ``k`` most probable classes as (digit, probability)."""
+        order = np.argsort(-self.probabilities, axis=1)[:, :k]
+        return [[(int(d), float(p[d])) for d in row] for row, p in zip(order, self.probabilities)]
+
+
+def read(model, image, number: bool = False, threshold: float = 0.0) -> Reading:
+    """Read one digit (or, with ``number``, a whole written number) from ``image``.
+
+    ``model``: anything with ``predict_proba(uint8 N x 28 x 28)`` (a `Sequential`). ``image``: what
+    `to_mnist` takes. Raises `digitlab.errors.ImageError` for a bad or blank image.
+    """
+    digits = segment(image) if number else to_mnist(image)[None]
+    probs = model.predict_proba(digits)
+    best = probs.argmax(axis=1)
+    text = "".join(str(d) if p[d] >= threshold else "?" for d, p in zip(best, probs))
+    return Reading(digits, probs, text)

@@ -1,0 +1,279 @@
+"""`segment`: a written number (one line, e.g. "2026" on a sheet) -> its digits, left to right.
+
+The ink is found as for `to_mnist` (`find_ink`). The line's slant is measured (the shear that
+lines its strokes up vertically) and everything below works in that deslanted frame, where
+neighbouring digits of a slanted hand no longer overlap:
+
+1. specks (parts under 4% of the largest) are dropped;
+2. parts whose horizontal extents overlap by at least half the narrower one are one digit (a 4
+   drawn in two strokes, a 5 whose flag does not touch it);
+3. small, short parts (a piece left by a pen skip) join the nearest digit, or are dropped when far
+   from every digit;
+4. a part too wide for one digit (digits written touching) is cut where the cuts cross the fewest
+   strokes while leaving digits of plausible widths (dynamic programming over the column profile;
+   the number of digits comes out of it).
+
+Each digit is then fitted into MNIST's frame like `to_mnist` does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .components import dilate, label
+from .preprocess import SIDE, find_ink, fit_mnist
+
+_SPECK_RATIO = 0.04  # parts smaller than this fraction of the largest are specks
+_OVERLAP = 0.5  # horizontal overlap, as a fraction of the narrower part, that makes one digit
+_SHORT = 0.45  # a part shorter than this fraction of the line height is a fragment ...
+_FRAGMENT_AREA = 0.5  # ... if its area is also under this fraction of the largest part
+_FRAGMENT_REACH = 0.6  # fragments further than this many line heights from a digit are dropped
+_WIDE = 1.3  # a group wider than this many typical digit widths may hold several digits
+_WIDE_ALONE = 1.0  # ... or, with no other digits to compare, wider than this many line heights
+_DIGIT_ASPECT = 0.5  # typical deslanted width / height of a handwritten digit, if the line has none
+# Costs of a way to cut touching digits: a cut costs the number of strokes it crosses; a digit
+# costs _PER_DIGIT, plus, if its width w (in typical widths) is outside [_NARROW, _BROAD],
+# _TOO_WIDE * (w - _BROAD)**2 or _TOO_NARROW * (_NARROW - w)**2.
+_NARROW, _BROAD = 0.45, 1.15
+_TOO_WIDE, _TOO_NARROW = 10.0, 2.0
+_PER_DIGIT = 1.0
+_SHORT_PIECE, _SHORT_COST = 0.5, 5.0  # ... and a digit less than half the line's height is unlikely
+_SHEARS = np.linspace(-0.5, 0.3, 9)  # slants tried: x - shear * y; forward writing is negative
+
+
+def segment(image, return_boxes: bool = False):
+    """Split an image of a written number into its digits, left to right.
+
+    ``image``: anything `to_mnist` takes. Returns a uint8 array N x 28 x 28 of MNIST-like digits;
+    with ``return_boxes``, also an int array N x 4 of their boxes (left, top, right, bottom) in the
+    input image's pixels, right and bottom exclusive.
+
+    Raises `ImageError` for a bad or blank image. One line of writing is expected; digits written
+    touching are cut apart where feasible (digits of similar widths, not a pair like "11").
+    """
+    ink = find_ink(image)
+    line = _Line(ink)
+    digits, boxes = [], []
+    for parts, columns in line.digits():
+        crop, box = line.crop(parts, columns)
+        if crop is None:
+            continue
+        digits.append(fit_mnist(crop, ink.stroke))
+        top, left, bottom, right = box
+        boxes.append([int(left * ink.scale), int(top * ink.scale),
+                      int(np.ceil(right * ink.scale)), int(np.ceil(bottom * ink.scale))])
+    images = np.stack(digits) if digits else np.zeros((0, SIDE, SIDE), np.uint8)
+    if return_boxes:
+        return images, np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    return images
+
+
+class _Line:
+    """The parts of one line of writing, measured in the deslanted frame."""
+
+    def __init__(self, ink):
+        self.ink = ink
+        area = ink.parts.area
+        self.kept = [i for i in range(len(area)) if area[i] >= _SPECK_RATIO * area.max()]
+        labels = ink.parts.labels
+        mask = np.isin(labels, np.asarray(self.kept) + 1) & (ink.strength > 0.05)
+        self.rows, self.cols = np.nonzero(mask)
+        self.part = labels[self.rows, self.cols] - 1
+        self.weight = ink.strength[self.rows, self.cols]
+        self.middle = (labels.shape[0] - 1) / 2
+        self.shear = self._deslant()
+        self.sheared = self._shear(self.rows, self.cols)
+        n = len(area)
+        self.lo = np.full(n, np.iinfo(np.int64).max)
+        self.hi = np.full(n, np.iinfo(np.int64).min)
+        np.minimum.at(self.lo, self.part, self.sheared)
+        np.maximum.at(self.hi, self.part, self.sheared + 1)
+        heights = np.array([self._column_height([i]) for i in self.kept])
+        self.height = float(np.median(heights[heights >= 0.5 * heights.max()]))
+
+    def _shear(self, rows, cols) -> np.ndarray:
+        return cols - np.round(self.shear * (rows - self.middle)).astype(np.int64)
+
+    def _deslant(self) -> float:
+        """The shear that makes the column profile of all the ink sharpest (strokes pile up); of
+        shears within 2% of the sharpest, the most upright, since one digit's diagonal (a 7's
+        stem) can pile up as well as the writing's slant."""
+        scores = []
+        for shear in _SHEARS:
+            columns = self.cols - np.round(shear * (self.rows - self.middle)).astype(np.int64)
+            columns -= columns.min()
+            scores.append(float((np.bincount(columns, weights=self.weight) ** 2).sum()))
+        good = np.flatnonzero(np.asarray(scores) >= 0.98 * max(scores))
+        return float(_SHEARS[good[np.argmin(np.abs(_SHEARS[good]))]])
+
+    def _column_height(self, parts) -> float:
+        """How tall some parts' ink is: the 90th percentile, over deslanted columns, of the rows
+        the ink spans. About one digit's height for one digit or for a run of touching digits,
+        whose bounding box is taller by their ups and downs."""
+        inside = np.isin(self.part, parts)
+        columns = self.sheared[inside] - self.sheared[inside].min()
+        rows = self.rows[inside]
+        top = np.full(columns.max() + 1, np.iinfo(np.int64).max)
+        bottom = np.full(columns.max() + 1, -1)
+        np.minimum.at(top, columns, rows)
+        np.maximum.at(bottom, columns, rows)
+        spans = (bottom - top + 1)[bottom >= 0]
+        return float(np.percentile(spans, 90))
+
+    def _extent(self, parts) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) of some parts: rows in the image, columns deslanted."""
+        box = self.ink.parts.box[parts]
+        return int(box[:, 0].min()), int(self.lo[parts].min()), int(box[:, 2].max()), int(self.hi[parts].max())
+
+    def digits(self) -> list[tuple[list[int], tuple[int, int]]]:
+        """The digits, left to right: (part indices, range of deslanted columns)."""
+        groups = self._overlapping()
+        groups = self._attach_fragments(groups)
+        # Measured again on whole digits: a 5's separate flag adds to the 5's height.
+        heights = np.array([self._column_height(g) for g in groups])
+        self.height = float(np.median(heights[heights >= 0.5 * heights.max()]))
+        extents = [self._extent(g) for g in groups]
+        widths = np.array([e[3] - e[1] for e in extents], dtype=float)
+        typical, wide = _DIGIT_ASPECT * self.height, _WIDE_ALONE * self.height
+        single = widths[(widths >= 0.45 * self.height) & (widths <= 1.1 * self.height)]  # not 1s
+        if single.size >= 2:  # the line shows how wide this hand writes
+            typical = float(np.median(single))
+            wide = _WIDE * typical
+        out = []
+        for g, e, w in zip(groups, extents, widths):
+            if w > wide:
+                out += [(g, columns) for columns in self._split(g, e, typical)]
+            else:
+                out.append((g, (e[1], e[3])))
+        out.sort(key=lambda d: d[1][0] + d[1][1])
+        return out
+
+    def _overlapping(self) -> list[list[int]]:
+        """Parts overlapping horizontally by half the narrower one, joined (union-find)."""
+        root = {i: i for i in self.kept}
+
+        def find(i):
+            while root[i] != i:
+                root[i] = root[root[i]]
+                i = root[i]
+            return i
+
+        for a in self.kept:
+            for b in self.kept:
+                if a < b:
+                    overlap = min(self.hi[a], self.hi[b]) - max(self.lo[a], self.lo[b])
+                    narrower = min(self.hi[a] - self.lo[a], self.hi[b] - self.lo[b])
+                    if overlap >= _OVERLAP * narrower:
+                        root[find(a)] = find(b)
+        groups: dict[int, list[int]] = {}
+        for i in self.kept:
+            groups.setdefault(find(i), []).append(i)
+        return list(groups.values())
+
+    def _attach_fragments(self, groups: list[list[int]]) -> list[list[int]]:
+        """Small, short groups join the nearest digit within reach; farther ones are dropped."""
+        area = self.ink.parts.area
+        largest = max(area[g].sum() for g in groups)
+        fragment = []
+        for g in groups:
+            top, _, bottom, _ = self._extent(g)
+            fragment.append(bottom - top < _SHORT * self.height and area[g].sum() < _FRAGMENT_AREA * largest)
+        digits = [g for g, f in zip(groups, fragment) if not f]
+        if not digits:
+            return groups
+        for g, f in zip(groups, fragment):
+            if f:
+                distance = [_box_distance(self._extent(g), self._extent(d)) for d in digits]
+                nearest = int(np.argmin(distance))
+                if distance[nearest] <= _FRAGMENT_REACH * self.height:
+                    digits[nearest] = digits[nearest] + g
+        return digits
+
+    def _split(self, parts, extent, typical: float) -> list[tuple[int, int]]:
+        """Cut touching digits apart: choose cuts in the deslanted column profile of their ink by
+        dynamic programming, minimising the strokes cut through plus a penalty for digits much
+        wider or narrower than ``typical``. Returns ranges of deslanted columns."""
+        _, left, _, right = extent
+        inside = np.isin(self.part, parts)
+        profile = np.bincount(self.sheared[inside] - left, weights=self.weight[inside], minlength=right - left)
+        n = len(profile)
+        cut_cost = profile / max(self.ink.stroke, 1.0)  # about how many strokes a cut here crosses
+        top = np.full(n, np.iinfo(np.int64).max)
+        bottom = np.full(n, np.iinfo(np.int64).min)
+        np.minimum.at(top, self.sheared[inside] - left, self.rows[inside])
+        np.maximum.at(bottom, self.sheared[inside] - left, self.rows[inside])
+        least, most = max(2, int(0.15 * self.height)), max(3, int(2.0 * typical))
+        best = np.full(n + 1, np.inf)
+        best[0] = 0.0
+        previous = np.zeros(n + 1, dtype=np.int64)
+        for end in range(least, n + 1):
+            starts = np.arange(max(0, end - most), end - least + 1)
+            width = (end - starts) / typical
+            shape_cost = (_TOO_WIDE * np.maximum(width - _BROAD, 0) ** 2
+                          + _TOO_NARROW * np.maximum(_NARROW - width, 0) ** 2)
+            cut = np.where(starts > 0, cut_cost[np.minimum(starts, n - 1)], 0.0)
+            # A piece whose ink spans less than half the line's height is a bit of a digit (a bar,
+            # an arc), not a digit: heights of columns starts..end-1 by running min / max.
+            span = slice(starts[0], end)
+            highest = np.minimum.accumulate(top[span][::-1])[::-1][starts - starts[0]]
+            lowest = np.maximum.accumulate(bottom[span][::-1])[::-1][starts - starts[0]]
+            short = (lowest - highest + 1) < _SHORT_PIECE * self.height
+            total = best[starts] + cut + shape_cost + _PER_DIGIT + np.where(short, _SHORT_COST, 0.0)
+            i = int(np.argmin(total))
+            best[end], previous[end] = total[i], starts[i]
+        if not np.isfinite(best[n]):
+            return [(left, right)]
+        edges, end = [n], n
+        while end > 0:
+            end = int(previous[end])
+            edges.append(end)
+        edges = edges[::-1]
+        # Still a short piece (a bar or an arc cut off its digit)? Give it back to a neighbour.
+        while len(edges) > 2:
+            spans = [bottom[a:b].max() - top[a:b].min() + 1 for a, b in zip(edges[:-1], edges[1:])]
+            i = int(np.argmin(spans))
+            if spans[i] >= _SHORT_PIECE * self.height:
+                break
+            if i == 0 or (i < len(spans) - 1 and edges[i + 2] - edges[i + 1] < edges[i] - edges[i - 1]):
+                del edges[i + 1]  # merge with the narrower neighbour: here, the right one
+            else:
+                del edges[i]
+        edges = [left + e for e in edges]
+        return list(zip(edges[:-1], edges[1:]))
+
+    def crop(self, parts, columns):
+        """A digit's ink (its parts, within a range of deslanted columns) cropped to its box. Where
+        a touching neighbour was cut off, small bits of it left on this side are removed.
+        Returns (crop float32 h x w, box (top, left, bottom, right)), or (None, None) if empty."""
+        ink = self.ink
+        box = ink.parts.box[parts]
+        top, left = int(box[:, 0].min()), int(box[:, 1].min())
+        bottom, right = int(box[:, 2].max()), int(box[:, 3].max())
+        labels = ink.parts.labels[top:bottom, left:right]
+        soft = ink.strength[top:bottom, left:right] * np.isin(labels, np.asarray(parts) + 1)
+        rows, cols = np.mgrid[top:bottom, left:right]
+        sheared = self._shear(rows, cols)
+        inside = (sheared >= columns[0]) & (sheared < columns[1])
+        if not inside.all():
+            soft = soft * inside
+            mask = soft > 0.5
+            pieces = label(mask)
+            if len(pieces) > 1:
+                # bits of the neighbour: small pieces touching the cut
+                edge = inside & ~((sheared > columns[0]) & (sheared < columns[1] - 1))
+                touches = np.zeros(len(pieces) + 1, bool)
+                touches[np.unique(pieces.labels[edge & mask])] = True
+                sliver = touches[1:] & (pieces.area < 0.15 * pieces.area.max())
+                soft = soft * ~dilate(np.isin(pieces.labels, np.flatnonzero(sliver) + 1), 1)
+        rows, cols = np.nonzero(soft > 0.05)
+        if rows.size == 0:
+            return None, None
+        r0, r1, k0, k1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        return soft[r0:r1, k0:k1], (top + r0, left + k0, top + r1, left + k1)
+
+
+def _box_distance(a, b) -> float:
+    """Gap between two boxes (top, left, bottom, right); 0 if they overlap."""
+    dy = max(0, max(a[0], b[0]) - min(a[2], b[2]))
+    dx = max(0, max(a[1], b[1]) - min(a[3], b[3]))
+    return float(np.hypot(dy, dx))

@@ -1,0 +1,52 @@
+"""``digitlab predict MODEL IMAGE...``: rendered handwriting read end to end through the CLI."""
+
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitlab.cli import main
+from digitlab.io import load_model
+from digitlab.vision import read
+from digitlab.vision.synth import make_handwriting_set, render_number
+
+pytestmark = [pytest.mark.mnist, pytest.mark.slow]
+
+
+def test_predict_rendered_digits(mnist_model, tmp_path, capsys):
+    samples = [s for s in make_handwriting_set(2, seed=11, kinds=("pen-on-paper", "large-canvas"))]
+    paths = []
+    for i, (image, label, kind) in enumerate(samples):
+        paths.append(tmp_path / f"{i}-{label}.png")
+        image.save(paths[-1])
+    show = tmp_path / "seen.png"
+    assert main(["predict", str(mnist_model), *map(str, paths), "--show", str(show)]) == 0
+    out = capsys.readouterr().out
+    answers = dict(re.findall(r"(\d+-\d)\.png\s*│\s*(\S)", out))
+    right = sum(answers[p.stem] == p.stem[-1] for p in paths)
+    assert right >= len(paths) - 2, out  # a one-epoch CNN reads clean rendered digits
+    with Image.open(show) as im:
+        assert im.width > 300 and np.asarray(im.convert("L")).std() > 10
+
+
+def test_predict_a_number_and_abstain(mnist_model, tmp_path, capsys):
+    model = load_model(mnist_model)
+    image = render_number("2026", touching=False, seed=3)
+    reading = read(model, image, number=True)
+    assert len(reading.text) == 4 and reading.probabilities.shape == (4, 10)
+    path = tmp_path / "year.png"
+    image.save(path)
+    assert main(["predict", str(mnist_model), str(path), "--number", "--threshold", "1.0"]) == 0
+    assert "????" in capsys.readouterr().out  # nothing is certain to probability 1
+
+
+def test_bad_images_are_one_line_errors(mnist_model, tmp_path, capsys):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    blank = tmp_path / "blank.png"
+    Image.new("L", (200, 200), 255).save(blank)
+    for path, message in ((text, "not an image"), (blank, "no digit found"), (tmp_path / "missing.png", "")):
+        assert main(["predict", str(mnist_model), str(path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
