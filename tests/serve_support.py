@@ -5,12 +5,9 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-
-from conftest import MNIST_DIR
 
 # Strokes of a few digits in a 0..1 box, as a person would draw them (x right, y down).
 STROKES = {
@@ -64,24 +61,3 @@ def mnist_photo(images: list[np.ndarray], gap: int = 10, scale: int = 8) -> byte
     row = np.concatenate([np.pad(im, ((0, 0), (gap, gap))) for im in images], axis=1)
     big = Image.fromarray(255 - row).resize((row.shape[1] * scale, row.shape[0] * scale), Image.BILINEAR)
     return png_bytes(big)
-
-
-def trained_model(tmp_path_factory) -> Path:
-    """A 784-256-10 network trained for one epoch on MNIST (about 95% on the test set): enough to
-    read clearly drawn digits. Trained once per test session (10-20 s) and kept in the session's
-    temporary folder for every test module that asks."""
-    path = tmp_path_factory.getbasetemp() / "serve-model" / "dense256.npz"
-    if not path.exists():
-        from digitlab.data import load_mnist
-        from digitlab.nn import Dense, Flatten, ReLU, Rescaling, Sequential, Softmax
-
-        train, test = load_mnist("train", MNIST_DIR), load_mnist("test", MNIST_DIR)
-        model = Sequential([Rescaling(1 / 255), Flatten(), Dense(256), ReLU(), Dense(10, init="glorot_uniform"),
-                            Softmax()], input_shape=(28, 28), seed=0)
-        model.compile({"name": "adam", "lr": 2e-3}, schedule={"name": "onecycle"})
-        model.fit(train, epochs=1, batch_size=128)
-        metrics = model.evaluate(test)
-        path.parent.mkdir(exist_ok=True)
-        model.save(path, recipe="dense256 (tests)",
-                   metrics={"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"], "test_images": len(test)})
-    return path

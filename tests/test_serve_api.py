@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from conftest import pattern_digits  # noqa: E402
 from digitlab.cli import main  # noqa: E402
 from digitlab.serve import MAX_BATCH, MAX_UPLOAD_BYTES, ModelStore, create_app  # noqa: E402
-from serve_support import drawn_digit, mnist_photo, png_bytes, png_header_only, tiny_model, trained_model  # noqa: E402
+from serve_support import drawn_digit, mnist_photo, png_bytes, png_header_only, tiny_model  # noqa: E402
 
 SEVEN = png_bytes(drawn_digit(7))
 BLANK = png_bytes(Image.new("L", (120, 90), 255))
@@ -395,8 +395,8 @@ def test_serve_command(model_files, monkeypatch, capsys):
 # ----------------------------------------------------------------------------- a trained model
 @pytest.mark.mnist
 @pytest.mark.slow
-def test_a_trained_model_reads_drawings_and_photos(tmp_path_factory, mnist):
-    client = TestClient(create_app(trained_model(tmp_path_factory)))
+def test_a_trained_model_reads_drawings_and_photos(mnist_model, mnist):
+    client = TestClient(create_app(mnist_model))
     for digit in (1, 7, 2):
         for dark in (True, False):
             image = png_bytes(drawn_digit(digit, dark_on_light=dark))

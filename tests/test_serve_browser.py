@@ -18,7 +18,7 @@ import uvicorn  # noqa: E402
 
 from conftest import MNIST_DIR, MNIST_MISSING  # noqa: E402
 from digitlab.serve import create_app  # noqa: E402
-from serve_support import STROKES, mnist_photo, tiny_model, trained_model  # noqa: E402
+from serve_support import STROKES, mnist_photo, tiny_model  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -33,9 +33,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(mnist_model):
     """A real uvicorn server on a free loopback port, in a thread, serving a trained model and a tiny one."""
-    app = create_app({"dense256": trained_model(tmp_path_factory), "tiny": tiny_model()}, data_dir=MNIST_DIR)
+    app = create_app({"cnn-fast": mnist_model, "tiny": tiny_model()}, data_dir=MNIST_DIR)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -100,8 +100,8 @@ def test_draw_a_one_and_a_seven_then_read_a_photo(server, browser, mnist, tmp_pa
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server)
-    expect(page.locator("#architecture tbody tr")).to_have_count(6)
-    expect(page.locator("#model-name")).to_contain_text("dense256")
+    expect(page.locator("#architecture tbody tr")).to_have_count(13)
+    expect(page.locator("#model-name")).to_contain_text("cnn-fast")
     assert bar_widths(page) == [0.0] * 10
 
     draw(page, 1)
@@ -161,7 +161,7 @@ def test_the_page_fits_a_phone(server, browser, tmp_path):
     refused = local_only(context, server)
     page = context.new_page()
     page.goto(server)
-    playwright.expect(page.locator("#architecture tbody tr")).to_have_count(6)
+    playwright.expect(page.locator("#architecture tbody tr")).to_have_count(13)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the screen
     canvas = page.locator("#canvas").bounding_box()
     assert canvas["width"] >= 200 and canvas["x"] + canvas["width"] <= 390
