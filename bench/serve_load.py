@@ -10,7 +10,7 @@ server, so the figures are a floor for what the server alone could do.
 Without ``--model`` it serves an untrained model of ``--recipe``: the weights change the answers,
 not the work, so the timings are those of the trained model.
 
-Usage: python bench/serve_load.py [--model PATH | --recipe mlp] [--concurrency 32] [--seconds 30]
+Usage: python bench/serve_load.py [--model PATH | --recipe mlp] [--concurrency 32] [--seconds 30] [--workers 1]
 """
 
 from __future__ import annotations
@@ -44,15 +44,28 @@ def canvas_png() -> bytes:
     return buf.getvalue()
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (uvicorn's worker processes)."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            pids += tree(int(child))
+    return pids
+
+
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} for process {pid}")
+    """Resident memory of a process and its descendants, summed (VmHWM: the sum of their peaks)."""
+    total = 0
+    for p in tree(pid):
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
-def start_server(model: Path, port: int) -> subprocess.Popen:
-    command = [str(Path(sys.executable).with_name("digitlab")), "serve", "--model", str(model), "--port", str(port)]
+def start_server(model: Path, port: int, workers: int) -> subprocess.Popen:
+    command = [str(Path(sys.executable).with_name("digitlab")), "serve", "--model", str(model), "--port", str(port),
+               "--workers", str(workers)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -102,13 +115,13 @@ async def main_async(args, model: Path) -> None:
 
     port = args.port
     url = f"http://127.0.0.1:{port}"
-    server = start_server(model, port)
+    server = start_server(model, port, args.workers)
     body = canvas_png()
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
     try:
         async with httpx.AsyncClient(limits=limits, timeout=30) as client:
             await wait_ready(client, url, server)
-            for _ in range(20):  # warm up: first-request imports, buffers, the thread pool
+            for _ in range(20 * args.workers):  # warm up: first-request imports, buffers, the thread pool
                 assert (await client.post(url + "/api/predict", content=body,
                                           headers={"content-type": "image/png"})).status_code == 200
             before = rss_mb(server.pid)
@@ -126,7 +139,7 @@ async def main_async(args, model: Path) -> None:
     ms = latencies * 1e3
     print(header(f"HTTP load: POST /api/predict, concurrency {args.concurrency}, {args.seconds:g} s"))
     print(f"model: {model.name} ({args.recipe if not args.model else 'file'}); body: {len(body):,}-byte canvas PNG; "
-          f"one uvicorn process; client: httpx2 asyncio in one process on the same machine "
+          f"{args.workers} uvicorn process{'es' if args.workers > 1 else ''}; client: httpx2 asyncio in one process on the same machine "
           f"(used {client_cpu / elapsed:.0%} of a core)\n")
     print(table(
         ["requests", "requests/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "server p50 ms", "inference p50 ms", "errors",
@@ -149,6 +162,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--workers", type=int, default=1, help="server processes (digitlab serve --workers)")
     args = parser.parse_args()
     check_quiet()
     with tempfile.TemporaryDirectory() as tmp:

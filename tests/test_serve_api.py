@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import threading
 
 import numpy as np
@@ -387,6 +388,16 @@ def test_serve_command(model_files, monkeypatch, capsys):
 
     assert main(["serve", "--model", str(model_files / "beta.npz")]) == 0
     assert [m.name for m in calls[1][0].state.store] == ["beta"]
+    monkeypatch.delenv("DIGITLAB_SERVE", raising=False)  # restored after the test
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert main(["serve", "--models-dir", str(model_files), "--workers", "2", "--data-dir", "/data"]) == 0
+    target, kwargs = calls[2]
+    assert target == "digitlab.serve.app:app_from_environment" and kwargs["factory"] and kwargs["workers"] == 2
+    assert json.loads(os.environ["DIGITLAB_SERVE"]) == {"models": str(model_files), "data_dir": "/data"}
+    from digitlab.serve.app import app_from_environment
+
+    assert [m.name for m in app_from_environment().state.store] == ["alpha", "beta"]
+
     assert main(["serve", "--model", str(model_files / "missing.npz")]) == 2
     assert "no such model file" in capsys.readouterr().err
     assert main(["serve", "--model", str(model_files / "beta.npz"), "--models-dir", str(model_files)]) == 2

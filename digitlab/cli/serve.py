@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -11,6 +13,7 @@ from ..errors import DigitlabError
 from ._ui import console
 
 DEFAULT_DIR = Path("models")
+SETTINGS_VARIABLE = "DIGITLAB_SERVE"  # read by digitlab.serve.app.app_from_environment
 
 
 def serve(
@@ -19,6 +22,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
     data_dir: Optional[Path] = typer.Option(None, help="Folder with the MNIST files, for the confusion view."),
+    workers: int = typer.Option(1, min=1, help="Server processes; each loads the models. Up to one per core."),
 ) -> None:
     """Serve the draw-a-digit page at / and the JSON API (OpenAPI at /docs) with uvicorn."""
     if model is not None and models_dir is not None:
@@ -33,7 +37,17 @@ def serve(
     # One image at a time gains nothing from a multi-threaded BLAS, and its threads, spinning
     # beside the request threads on a small machine, cut the throughput to a third.
     threadpool_limits(1, user_api="blas")
-    app = create_app(model or models_dir or DEFAULT_DIR, data_dir=data_dir)
+    source = model or models_dir or DEFAULT_DIR
+    app = create_app(source, data_dir=data_dir)  # every model loaded and checked here, not in a worker
     names = ", ".join(m.name for m in app.state.store)
-    console.print(f"serving {names} on [bold]http://{host}:{port}/[/] (API: /docs); Ctrl+C stops")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    processes = f" in {workers} processes" if workers > 1 else ""
+    console.print(f"serving {names} on [bold]http://{host}:{port}/[/]{processes} (API: /docs); Ctrl+C stops")
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
+    # Each worker process imports the factory and builds its own app from these settings.
+    os.environ[SETTINGS_VARIABLE] = json.dumps({"models": str(source), "data_dir": data_dir and str(data_dir)})
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # the workers' BLAS, as above
+    del app
+    uvicorn.run("digitlab.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -196,6 +197,13 @@ def create_app(models, *, default: str | None = None, data_dir=None) -> FastAPI:
 
     app.openapi = openapi
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """`create_app` with the settings in ``$DIGITLAB_SERVE`` (JSON: ``models``, ``data_dir``): how
+    each worker process of ``digitlab serve --workers N`` builds its app."""
+    settings = json.loads(os.environ["DIGITLAB_SERVE"])
+    return create_app(settings["models"], data_dir=settings.get("data_dir"))
 
 
 # ------------------------------------------------------------------------------- reading bodies
