@@ -5,12 +5,15 @@
 | `MAX_UPLOAD_BYTES` | 5 MiB | request body, before it is parsed (Content-Length, then while reading) | 413 |
 | `MAX_PIXELS` | `digitlab.vision.MAX_PIXELS` (40 megapixels) | image header, before any pixel is decoded | 413 |
 | `MAX_BATCH` | 256 | images in one batch or inference request | 422 (400 on /v2) |
-| `WORKERS` | 4 | requests decoded, preprocessed and predicted at once, each in a worker thread; the others wait in the event loop | — |
+| `WORKERS` | 2 | requests decoded, preprocessed and predicted at once, each in a worker thread; the others wait in the event loop | — |
 
 Why `WORKERS`: a 5 MiB PNG can hold a 40-megapixel image, which takes about 150 MB and most of a
 second to decode and preprocess, so the limit bounds memory to a few such images however many
-requests arrive together. The work is CPU-bound and mostly holds the GIL: on two cores, 32 threads
-fighting for it were no faster than 4, only slower to answer each request.
+requests arrive together. The work is CPU-bound and mostly holds the GIL, so threads add no speed,
+only contention: at concurrency 32 on two cores (bench/serve_load.py, 12 s runs) one process
+answered 105-147 requests/s with 1 worker thread, 108-116 with 2 and 93-114 with 4. Two keep a
+second lane open while one request works on a large photo. For more throughput, run more
+processes (``digitlab serve --workers N``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from ..vision import MAX_PIXELS  # noqa: F401  (the same limit as the library an
 
 MAX_UPLOAD_BYTES = 5 * 2**20
 MAX_BATCH = 256
-WORKERS = 4
+WORKERS = 2
 _limiter = None  # an anyio.CapacityLimiter, made on first use (inside the event loop)
 
 
