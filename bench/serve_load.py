@@ -117,7 +117,11 @@ async def main_async(args, model: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     server = start_server(model, port, args.workers)
     body = canvas_png()
-    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    # Keep-alive: 32 persistent connections, which uvicorn's worker processes accept unevenly (one
+    # got ~90% of a core, the other ~20%); --new-connections opens one per request, as many
+    # distinct clients would, and spreads them.
+    keep = 0 if args.new_connections else args.concurrency
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=keep)
     try:
         async with httpx.AsyncClient(limits=limits, timeout=30) as client:
             await wait_ready(client, url, server)
@@ -139,7 +143,8 @@ async def main_async(args, model: Path) -> None:
     ms = latencies * 1e3
     print(header(f"HTTP load: POST /api/predict, concurrency {args.concurrency}, {args.seconds:g} s"))
     print(f"model: {model.name} ({args.recipe if not args.model else 'file'}); body: {len(body):,}-byte canvas PNG; "
-          f"{args.workers} uvicorn process{'es' if args.workers > 1 else ''}; client: httpx2 asyncio in one process on the same machine "
+          f"{args.workers} uvicorn process{'es' if args.workers > 1 else ''}; "
+          f"{'a new connection per request' if args.new_connections else f'{args.concurrency} keep-alive connections'}; client: httpx2 asyncio in one process on the same machine "
           f"(used {client_cpu / elapsed:.0%} of a core)\n")
     print(table(
         ["requests", "requests/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "server p50 ms", "inference p50 ms", "errors",
@@ -163,6 +168,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--workers", type=int, default=1, help="server processes (digitlab serve --workers)")
+    parser.add_argument("--new-connections", action="store_true", help="a new connection per request (no keep-alive)")
     args = parser.parse_args()
     check_quiet()
     with tempfile.TemporaryDirectory() as tmp:
