@@ -15,9 +15,10 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-from . import data, train  # noqa: E402
+from . import data, evaluate, train  # noqa: E402
 
 app.add_typer(data.app, name="data")
 app.command()(train.train)
-app.command()(train.evaluate)
+app.command()(evaluate.evaluate)
 app.command()(train.predict)
+app.command()(evaluate.compare)
