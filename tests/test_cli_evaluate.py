@@ -81,6 +81,7 @@ def test_user_errors_exit_2_with_one_line(setup, tmp_path, capsys):
         (["evaluate", str(a), "--severity", "9", *args], "--severity"),
         (["evaluate", str(a), "--threshold", "1.5", *args], "--threshold"),
         (["compare", str(a), str(tmp_path / "nope.npz"), *args], "no such model file"),
+        (["reproduce", "--recipes", "nope"], "unknown recipe 'nope'"),
     ]
     for argv, message in cases:
         capsys.readouterr()
