@@ -20,7 +20,6 @@ from . import plots
 from ._files import atomic_write
 from .errors import DigitlabError
 from .evaluate import Evaluation, Robustness
-from .io import _jsonable
 
 THRESHOLDS = (0.5, 0.9, 0.99, 0.999)
 
@@ -43,6 +42,19 @@ class ModelEntry:
     name: str
     model: object
     evaluation: Evaluation
+
+
+def _plain(value):
+    """JSON-ready: arrays and NumPy scalars as Python values, NaN as null (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):  # NumPy arrays and scalars
+        return _plain(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _pct(x) -> str:
@@ -186,7 +198,7 @@ def write_report(
         summary["robustness"] = {"clean": robustness.clean, "severities": robustness.severities,
                                  "accuracy": robustness.accuracy}
     with atomic_write(out / "evaluation.json", "w") as f:
-        json.dump(_jsonable(summary), f, indent=1)
+        json.dump(_plain(summary), f, indent=1, allow_nan=False)
     parts.append('<p class="note">The numbers: <a href="evaluation.json">evaluation.json</a>.</p>')
 
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'

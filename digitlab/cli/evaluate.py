@@ -39,7 +39,7 @@ def evaluate(
     report: Optional[Path] = typer.Option(None, "--report", help="Folder to write report.html, its figures and evaluation.json into."),
     corrupt: Optional[str] = typer.Option(None, "--corrupt", help=f"Evaluate on corrupted test images: {', '.join(ev.KINDS)}."),
     severity: int = typer.Option(3, "--severity", min=1, max=5, help="Strength of --corrupt, 1 (mild) to 5 (harsh)."),
-    robustness: bool = typer.Option(False, "--robustness", help="Accuracy under every corruption at every severity: a table and a plot."),
+    robustness: bool = typer.Option(False, "--robustness", help="Accuracy under every corruption at every severity: a table and a plot (in the --report folder, else ./robustness.png)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0,
                                               help="Answer only when the top probability reaches P: print coverage and accuracy kept."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N test images."),
