@@ -379,7 +379,8 @@ def _check_corruption(kind: str, severity) -> None:
 def corrupt(images: np.ndarray, kind: str, severity: int = 3, seed: int = 0) -> np.ndarray:
     """A corrupted copy of uint8 images N x H x W (same shape, uint8, 0..255).
 
-    kinds (severity 1..5 sets the strength; distances are for 28 x 28 and scale with the size):
+    kinds (severity 1..5 sets the strength; the shift is in 28 x 28 pixels and scales with the size,
+    blur and thicken/thin work in pixels of the image itself):
         noise    add gaussian noise, sigma 20, 40, 60, 80, 100 grey levels, clipped to 0..255;
         blur     gaussian blur, sigma 0.5 .. 1.5 pixels (separable kernel);
         rotate   rotate by 10, 20, 30, 40, 50 degrees, clockwise or anticlockwise at random;
