@@ -9,9 +9,11 @@ set, or with ``reproduce=True``, is picked up without changes here.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -42,6 +44,7 @@ class Row:
             own number (fewer in a quick run).
         quick: trained for fewer epochs than the recipe's (``reproduce(quick=True)``).
         engine: "digitlab" or "scikit-learn".
+        path: the saved model file (``reproduce(save_dir=...)``, digitlab rows only).
     """
 
     name: str
@@ -55,6 +58,7 @@ class Row:
     full_epochs: int
     quick: bool = False
     engine: str = "digitlab"
+    path: Path | None = None
 
 
 def default_names() -> list[str]:
@@ -106,6 +110,7 @@ def reproduce(
     quick: bool = False,
     seed: int = 0,
     data_dir=None,
+    save_dir: str | os.PathLike | None = None,
     callbacks: Callable[[Recipe], Iterable[Callback]] | None = None,
     on_row: Callable[[Row], None] | None = None,
 ) -> list[Row]:
@@ -116,6 +121,8 @@ def reproduce(
     count (the scikit-learn row always runs in full: it takes under a second).
     ``callbacks(recipe)`` gives the training callbacks of each recipe (a progress bar);
     ``on_row(row)`` is called as each row is finished. Datasets are loaded once and shared.
+    With ``save_dir``, each trained model is saved there as ``NAME.npz`` (``NAME-quick.npz`` in a
+    quick run), ready for ``digitlab evaluate``.
     """
     names = list(names) if names else default_names()
     _check(names)
@@ -140,6 +147,8 @@ def reproduce(
                                   callbacks=list(callbacks(recipe)) if callbacks else ())
             row = Row(name, recipe.dataset, len(train), len(test), recipe.published, result.test["accuracy"],
                       result.seconds, epochs, recipe.epochs, quick=epochs < recipe.epochs)
+            if save_dir is not None:
+                row.path = result.model.save(Path(save_dir) / f"{name}{'-quick' if row.quick else ''}.npz")
         rows.append(row)
         if on_row:
             on_row(row)

@@ -35,7 +35,7 @@ def _linear():
     return [Rescaling(1 / 255), Flatten(), Dense(10, init="glorot_uniform"), Softmax()]
 
 
-def test_quick_run_trains_fewer_epochs_and_says_so(monkeypatch, capsys):
+def test_quick_run_trains_fewer_epochs_and_says_so(monkeypatch, capsys, tmp_path):
     fake = recipes.Recipe("digits-linear", "8x8 linear", _linear, {"name": "adam", "lr": 1e-2}, epochs=4,
                           batch_size=50, dataset="digits", quick_epochs=2, train_limit=500)
     monkeypatch.setitem(recipes.RECIPES, fake.name, fake)
@@ -44,8 +44,11 @@ def test_quick_run_trains_fewer_epochs_and_says_so(monkeypatch, capsys):
     (row,) = rows
     assert seen == rows and row.quick and (row.epochs, row.full_epochs) == (2, 4)
     assert row.train_images == 500 and row.test_images == 797 and row.accuracy > 0.5
-    (full,) = reproduce([fake.name])
-    assert not full.quick and full.epochs == 4
+    (full,) = reproduce([fake.name], save_dir=tmp_path)
+    assert not full.quick and full.epochs == 4 and full.path == tmp_path / "digits-linear.npz"
+    from digitlab.io import load_model
+
+    assert load_model(full.path).metadata["metrics"]["test_accuracy"] == full.accuracy
 
     assert main(["reproduce", "--recipes", f"{fake.name},{SKLEARN_TUTORIAL}", "--quick"]) == 0
     out = capsys.readouterr().out

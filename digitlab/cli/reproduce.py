@@ -47,6 +47,7 @@ def reproduce(
         help=f"Comma-separated recipes to run (default: {', '.join(rp.default_names())}); {rp.SKLEARN_TUTORIAL} is the scikit-learn tutorial."),
     quick: bool = typer.Option(False, "--quick", help="Fewer epochs per recipe (about 2 minutes in all); the figures are labelled quick."),
     seed: int = typer.Option(0, help="Seed of every recipe's training."),
+    save: Optional[Path] = typer.Option(None, "--save", help="Folder to save each trained model in (NAME.npz), for digitlab evaluate."),
     data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
 ) -> None:
     """Train each tutorial recipe and print one table next to the tutorials' published figures.
@@ -59,7 +60,7 @@ def reproduce(
                TimeElapsedColumn()]
     with Progress(*columns, console=err_console, transient=True) as progress:
         rows = rp.reproduce(
-            names, quick=quick, seed=seed, data_dir=data_dir,
+            names, quick=quick, seed=seed, data_dir=data_dir, save_dir=save,
             callbacks=lambda recipe: [_RecipeProgress(progress, recipe.name)],
             on_row=lambda row: progress.console.print(
                 f"{row.name}: {_pct(row.accuracy)} in {row.seconds:.1f} s ({row.epochs} {'iterations' if row.engine != 'digitlab' else 'epochs'})"),
@@ -76,6 +77,9 @@ def reproduce(
                       _pct(row.published), f"[bold]{_pct(row.accuracy)}[/]" + ("*" if row.quick else ""), diff,
                       f"{row.seconds:.1f} s", epochs + (" it" if row.engine != "digitlab" else ""))
     console.print(table)
+    for row in rows:
+        if row.path is not None:
+            console.print(f"saved {row.path}")
     if any(row.engine != "digitlab" for row in rows):
         console.print("[dim]it: iterations of scikit-learn's solver (it stops when the loss stops improving)[/]")
 
