@@ -31,7 +31,7 @@ def test_evaluate_prints_metrics_and_writes_a_report(setup, tmp_path, capsys):
     assert main(["evaluate", str(a), "--report", str(report), "--threshold", "0.3", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
     assert "mnist-test (20 images)" in out and "per class" in out and "macro" in out
-    assert "confusion matrix" in out and "answered (p ≥ 0.3)" in out
+    assert "confusion matrix" in out and "coverage (p ≥ 0.3)" in out and "accuracy kept" in out
     assert f"wrote {report / 'report.html'}" in out
     text = (report / "report.html").read_text()
     for link in re.findall(r'(?:src|href)="([^"]+)"', text):

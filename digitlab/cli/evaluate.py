@@ -62,9 +62,10 @@ def evaluate(
     table = Table(title=f"{test.name} ({len(test):,} images)", title_justify="left")
     columns = ["model", "recipe", "accuracy", "errors", "loss"]
     if threshold is not None:
-        columns += [f"answered (p ≥ {threshold:g})", "accuracy answered"]
+        columns += [f"coverage (p ≥ {threshold:g})", "accuracy kept"]
     for name in columns:
-        table.add_column(name, justify="left" if name in ("model", "recipe") else "right")
+        table.add_column(name, justify="left" if name in ("model", "recipe") else "right",
+                         overflow="fold" if name == "model" else "ellipsis")
     rows = [(str(p), m.metadata.get("recipe", "—"), e) for p, m, e in zip(models, loaded, evaluations)]
     if len(loaded) > 1:
         rows.append((f"ensemble of {len(loaded)}", "mean probability", subject))
