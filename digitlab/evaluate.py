@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .data import NUM_CLASSES, Dataset, load_mnist, load_sklearn_digits
+from .data.transforms import warp
 from .errors import DigitlabError
 
 # ----------------------------------------------------------------------------------- metrics
@@ -289,37 +290,10 @@ def _blur(images, severity, rng):
     return sum(wt * rows[:, :, i : i + w] for i, wt in enumerate(k))
 
 
-def _affine(images: np.ndarray, angle: np.ndarray, zoom: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Rotate each image by ``angle`` (radians, N), zoom it by ``zoom`` (N) about its centre and
-    move it by ``shift`` (N x 2 pixels: dy, dx); bilinear, background outside. float32 N x H x W."""
-    n, h, w = images.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    grid = np.stack([ys.ravel() - (h - 1) / 2, xs.ravel() - (w - 1) / 2])  # 2 x HW
-    # Inverse map: output pixel p samples the input at R(-angle) (p - shift) / zoom.
-    cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
-    inverse = np.stack([np.stack([cos, sin], 1), np.stack([-sin, cos], 1)], 1).astype(np.float32)  # N x 2 x 2
-    src = inverse @ (grid[None] - shift[:, :, None].astype(np.float32))  # N x 2 x HW
-    y, x = src[:, 0] + np.float32((h - 1) / 2), src[:, 1] + np.float32((w - 1) / 2)
-    y0, x0 = np.floor(y), np.floor(x)
-    wy, wx = y - y0, x - x0
-    # Sample a copy with a ring of zeros, so taps just outside read background.
-    padded = np.pad(images.astype(np.float32), ((0, 0), (1, 1), (1, 1))).reshape(n, -1)
-    iy = np.clip(y0.astype(np.int64) + 1, 0, h)
-    ix = np.clip(x0.astype(np.int64) + 1, 0, w)
-
-    def tap(dy, dx):
-        return np.take_along_axis(padded, (iy + dy) * (w + 2) + ix + dx, axis=1)
-
-    out = (tap(0, 0) * (1 - wy) * (1 - wx) + tap(0, 1) * (1 - wy) * wx
-           + tap(1, 0) * wy * (1 - wx) + tap(1, 1) * wy * wx)
-    out[(y0 < -1) | (y0 > h - 1) | (x0 < -1) | (x0 > w - 1)] = 0  # clipped taps read the edge: zero them
-    return out.reshape(n, h, w)
-
-
 def _rotate(images, severity, rng):
     n = len(images)
     angle = np.deg2rad(_ROTATE_DEG[severity - 1]) * rng.choice([-1.0, 1.0], n)
-    return _affine(images, angle, np.ones(n), np.zeros((n, 2)))
+    return warp(images, angle, np.ones(n), np.zeros((n, 2)))
 
 
 def _shift(images, severity, rng):
@@ -327,13 +301,13 @@ def _shift(images, severity, rng):
     direction = rng.uniform(0, 2 * np.pi, n)
     distance = _SHIFT_PX[severity - 1] * h / 28
     shift = distance * np.stack([np.sin(direction), np.cos(direction)], 1)
-    return _affine(images, np.zeros(n), np.ones(n), shift)
+    return warp(images, np.zeros(n), np.ones(n), shift)
 
 
 def _scale(images, severity, rng):
     n = len(images)
     zoom = (1 + _SCALE[severity - 1]) ** rng.choice([-1.0, 1.0], n)
-    return _affine(images, np.zeros(n), zoom, np.zeros((n, 2)))
+    return warp(images, np.zeros(n), zoom, np.zeros((n, 2)))
 
 
 def _morph(images, steps, reduce):

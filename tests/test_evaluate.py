@@ -206,10 +206,10 @@ def test_corruptions_go_the_right_way():
 
 
 def test_rotation_by_a_right_angle_is_exact():
-    from digitlab.evaluate import _affine
+    from digitlab.data.transforms import warp
 
     images = strokes(3, seed=2)
-    out = _affine(images, np.full(3, np.pi / 2), np.ones(3), np.zeros((3, 2)))
+    out = warp(images, np.full(3, np.pi / 2), np.ones(3), np.zeros((3, 2)))
     np.testing.assert_allclose(out, np.rot90(images, k=1, axes=(1, 2)), atol=1e-3)
 
 

@@ -13,7 +13,7 @@ from digitlab import plots
 from digitlab.data import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import Ensemble, evaluate_model, robustness
-from digitlab.recipes import get_recipe, train_recipe
+from digitlab.recipes import get_recipe
 from digitlab.report import ModelEntry, write_report
 
 

@@ -54,14 +54,6 @@ def train(
     console.print(f"saved {path}")
 
 
-def _test_set(model, data_dir):
-    """The test split of the dataset a model was trained on (MNIST unless its file says otherwise)."""
-    from ..data import load_mnist, load_sklearn_digits
-
-    dataset = model.metadata.get("training", {}).get("dataset", "mnist")
-    return load_sklearn_digits("test") if dataset == "digits" else load_mnist("test", data_dir)
-
-
 def predict(
     model: Path = typer.Argument(..., help="Model file (.npz)."),
     images: Optional[List[Path]] = typer.Argument(None, help="Photos, scans or drawings of digits (PNG, JPEG, ...)."),
@@ -105,7 +97,9 @@ def predict(
 
 
 def _predict_test_image(net, index: int, data_dir) -> None:
-    test = _test_set(net, data_dir)
+    from ..evaluate import test_set_for
+
+    test = test_set_for(net, data_dir)
     if index >= len(test):
         raise typer.BadParameter(f"the test set has {len(test)} images (0..{len(test) - 1})", param_hint="--index")
     image, label = test.images[index], int(test.labels[index])
