@@ -29,6 +29,7 @@ from .nn import (
     Tanh,
 )
 from .nn.callbacks import Callback
+from .pure_recipes import PURE, TUTORIAL
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,30 @@ RECIPES: dict[str, Recipe] = {
             source="digitlab, on the scikit-learn tutorial's split (first 1,000 of the 8x8 digits; tested on the other 797)",
             quick_epochs=10,
             reproduce=True,
+        ),
+        Recipe(
+            name="tutorial-pure-linear",
+            summary="pure-Python tutorial: 10x784 linear net, raw pixels, delta rule alpha 1e-7, 1,000 images, 5 epochs",
+            layers=TUTORIAL.layers,
+            optimizer={"name": "sgd", "lr": 1e-7},
+            epochs=5,
+            batch_size=1,
+            published=0.7447,
+            source="the pure-Python MNIST tutorial (plain lists, no NumPy): 74.47% after 5 epochs on 1,000 images",
+            train_limit=1000,
+            trainer=TUTORIAL.train,
+            notes="weights start at 0.0001 * row index; trained by digitlab.pure; history loss is the squared "
+                  "error the delta rule minimises, the test loss the cross-entropy of the softmax of the outputs",
+        ),
+        Recipe(
+            name="pure",
+            summary="pure-Python engine: 784-32-10 ReLU, softmax cross-entropy, per-image SGD, sparse pixels",
+            layers=PURE.layers,
+            optimizer={"name": "sgd", "lr": 0.05},
+            epochs=3,
+            batch_size=1,
+            trainer=PURE.train,
+            notes="plain Python, no NumPy while training; learning rate falls linearly to 0",
         ),
     ]
 }
