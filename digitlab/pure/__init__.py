@@ -9,7 +9,7 @@ CPython's fast paths (``sum``/``map``/``itemgetter`` in C, local names).
     from digitlab.pure import PureNetwork, sparse_images
     images = sparse_images(pixel_lists, scale=1 / 255)   # lists of 784 ints -> sparse images
     net = PureNetwork([784, 32, 10], seed=0)
-    net.train_epoch(images, labels, lr=0.05, rule="softmax", rng=random.Random(0))
+    net.train_epoch(images, labels, lr=0.02, rule="softmax", rng=random.Random(0))
     net.predict(images[0]), net.accuracy(images, labels)
 
 No NumPy is imported anywhere in this package (a test checks it). `digitlab.pure_recipes` turns
