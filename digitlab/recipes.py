@@ -29,6 +29,7 @@ from .nn import (
     Tanh,
 )
 from .nn.callbacks import Callback
+from .pure_recipes import PURE, TUTORIAL
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ class Recipe:
         dataset: "mnist" or "digits" (scikit-learn's 8x8); ``train_limit`` keeps only the first N
             training images, as some tutorials do.
         version: bumped whenever the recipe changes what it trains.
+        quick_epochs: epochs in a quick run (``digitlab reproduce --quick``); None means 1.
+        reproduce: listed by ``digitlab reproduce`` even without a ``published`` figure (a
+            tutorial that published none, or one of the project's comparison rows). Recipes
+            with a ``published`` figure are always listed.
     """
 
     name: str
@@ -67,6 +72,8 @@ class Recipe:
     # A recipe that does not train a `Sequential` with `fit` (the pure-Python engine) supplies
     # trainer(recipe, train, seed=, lr=, callbacks=) -> a trained Sequential.
     trainer: Callable | None = None
+    quick_epochs: int | None = None
+    reproduce: bool = False
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -117,6 +124,15 @@ def _cnn_fast():
             Dense(10, init="glorot_uniform"), Softmax()]
 
 
+def _digits_cnn():
+    # For scikit-learn's 8x8 digits: one full-resolution convolution, one strided to 4x4.
+    return [Rescaling(1 / 255), Reshape((8, 8, 1)),
+            Conv2D(32, 3), BatchNorm(), ReLU(),
+            Conv2D(64, 3, stride=2), BatchNorm(), ReLU(),
+            Flatten(), Dropout(0.3), Dense(128), ReLU(), Dropout(0.3),
+            Dense(10, init="glorot_uniform"), Softmax()]
+
+
 def _cnn():
     return [Rescaling(1 / 255), Reshape((28, 28, 1)),
             Conv2D(32, 3), BatchNorm(), ReLU(),
@@ -139,6 +155,8 @@ RECIPES: dict[str, Recipe] = {
             batch_size=128,
             source="NumPy ReLU/softmax tutorial (no published figure; its code ran 143 epochs)",
             notes="weights U[0,1)*sqrt(1/n) as published; 10 outputs where the published code built 512 by mistake",
+            quick_epochs=10,
+            reproduce=True,
         ),
         Recipe(
             name="tutorial-sigmoid200",
@@ -191,6 +209,46 @@ RECIPES: dict[str, Recipe] = {
             batch_size=128,
             augment={"shift": 2.0, "rotate": 10.0, "scale": 0.1},
             target=0.996,
+        ),
+        Recipe(
+            name="digits-cnn",
+            summary="digitlab's CNN for the 8x8 digits: conv32-conv64/s2-fc128, batch norm, dropout, augmentation",
+            layers=_digits_cnn,
+            optimizer={"name": "adam", "lr": 3e-3},
+            schedule={"name": "onecycle"},
+            epochs=40,
+            batch_size=32,
+            dataset="digits",
+            augment={"shift": 1.0, "rotate": 12.0, "scale": 0.15},
+            source="digitlab, on the scikit-learn tutorial's split (first 1,000 of the 8x8 digits; tested on the other 797)",
+            quick_epochs=10,
+            reproduce=True,
+        ),
+        Recipe(
+            name="tutorial-pure-linear",
+            summary="pure-Python tutorial: 10x784 linear net, raw pixels, delta rule alpha 1e-7, 1,000 images, 5 epochs",
+            layers=TUTORIAL.layers,
+            optimizer={"name": "sgd", "lr": 1e-7},
+            epochs=5,
+            batch_size=1,
+            published=0.7447,
+            source="the pure-Python MNIST tutorial (plain lists, no NumPy): 74.47% after 5 epochs on 1,000 images",
+            train_limit=1000,
+            trainer=TUTORIAL.train,
+            notes="weights start at 0.0001 * row index; trained by digitlab.pure; history loss is the squared "
+                  "error the delta rule minimises, the test loss the cross-entropy of the softmax of the outputs",
+            quick_epochs=5,  # the whole run takes about a second: a quick run is the real one
+        ),
+        Recipe(
+            name="pure",
+            summary="pure-Python engine: 784-32-10 ReLU, softmax cross-entropy, per-image SGD, sparse pixels",
+            layers=PURE.layers,
+            optimizer={"name": "sgd", "lr": 0.02},
+            epochs=3,
+            batch_size=1,
+            trainer=PURE.train,
+            notes="plain Python, no NumPy while training; learning rate falls linearly to 0",
+            reproduce=True,  # the pure-Python tutorial's row, made good
         ),
     ]
 }

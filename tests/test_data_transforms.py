@@ -37,3 +37,43 @@ def test_split_is_seeded_and_disjoint():
     assert len(train_val_split(ds, 7)[1]) == 7
     with pytest.raises(DataError):
         train_val_split(ds, 1.0)
+
+
+def test_augment_keeps_shape_and_dtype_and_is_seeded():
+    from digitlab.data import Augment
+
+    images, _ = tiny_digits(16)
+    augment = Augment(shift=2, rotate=10, scale=0.1)
+    a = augment(images, np.random.default_rng(5))
+    b = augment(images, np.random.default_rng(5))
+    c = augment(images, np.random.default_rng(6))
+    assert a.shape == images.shape and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c) and not np.array_equal(a, images)
+    np.testing.assert_array_equal(Augment(0, 0, 0)(images, np.random.default_rng(0)), images)
+
+
+def test_augment_moves_a_dot_by_at_most_the_shift():
+    from digitlab.data import Augment
+
+    image = np.zeros((1, 28, 28), np.uint8)
+    image[0, 14, 14] = 255
+    for seed in range(10):
+        out = Augment(shift=3, rotate=0, scale=0)(image, np.random.default_rng(seed))[0].astype(float)
+        ys, xs = np.mgrid[0:28, 0:28]
+        cy, cx = (out * ys).sum() / out.sum(), (out * xs).sum() / out.sum()
+        assert abs(cy - 14) <= 3.01 and abs(cx - 14) <= 3.01
+
+
+def test_training_with_augmentation_keeps_labels():
+    """A model trained on augmented batches still learns the classes: the labels travel with
+    their (distorted) images."""
+    from conftest import pattern_digits
+    from digitlab.data import Augment
+    from digitlab.nn import Adam, Dense, Flatten, ReLU, Rescaling, Sequential, Softmax
+
+    x, y = pattern_digits(400, size=12, noise=20)
+    xt, yt = pattern_digits(200, size=12, seed=3, noise=20)
+    model = Sequential([Rescaling(1 / 255), Flatten(), Dense(64), ReLU(), Dense(10), Softmax()], input_shape=(12, 12))
+    model.compile(Adam(0.01)).fit(x, y, epochs=6, batch_size=32, augment=Augment(shift=0.5, rotate=3, scale=0.02))
+    assert model.evaluate(xt, yt)["accuracy"] > 0.8

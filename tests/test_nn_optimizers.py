@@ -87,3 +87,22 @@ def test_schedules():
     assert math.isclose(get_schedule(None)(0.3, 5, 10), 0.3)
     with pytest.raises(ModelError, match="unknown schedule 'zigzag'"):
         get_schedule("zigzag")
+
+
+def test_sgd_with_scaled_gradients_takes_the_same_step():
+    """The model scales the loss gradient by lr for plain SGD (backprop is linear): same weights."""
+    from digitlab.nn import Dense, Sequential, Sigmoid
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((4, 6)).astype(np.float32), np.array([0, 1, 2, 1])
+    for wd in (0.0, 0.1):
+        a = Sequential([Dense(5), Sigmoid(), Dense(3), Sigmoid()], input_shape=(6,), seed=1).compile(SGD(0.5, weight_decay=wd), "mse")
+        b = Sequential([Dense(5), Sigmoid(), Dense(3), Sigmoid()], input_shape=(6,), seed=1).compile(SGD(0.5, weight_decay=wd), "mse")
+        a.train_step(x, y)  # scaled path
+        _, grad = b.loss.value_and_grad(b.forward(x, training=True), y)
+        b.backward(grad)
+        b.optimizer.step()  # unscaled path: p -= lr (g + wd p)
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ModelError, match="pre-scaled"):
+        SGD(0.1, momentum=0.9).step(scaled=True)

@@ -1,4 +1,4 @@
-"""``digitlab train``, ``evaluate`` and ``predict``."""
+"""``digitlab train`` and ``predict`` (``evaluate`` is in evaluate.py)."""
 
 from __future__ import annotations
 
@@ -54,41 +54,6 @@ def train(
     console.print(f"saved {path}")
 
 
-def _test_set(model, data_dir):
-    """The test split of the dataset a model was trained on (MNIST unless its file says otherwise)."""
-    from ..data import load_mnist, load_sklearn_digits
-
-    dataset = model.metadata.get("training", {}).get("dataset", "mnist")
-    return load_sklearn_digits("test") if dataset == "digits" else load_mnist("test", data_dir)
-
-
-def evaluate(
-    models: List[Path] = typer.Argument(..., help="Model files (.npz); several are also evaluated as an ensemble."),
-    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
-) -> None:
-    """Accuracy and loss of one or more models on the test set (several: also their ensemble)."""
-    loaded = [load_model(p) for p in models]
-    test = _test_set(loaded[0], data_dir)
-    table = Table(title=f"{test.name} ({len(test):,} images)", title_justify="left")
-    for name in ("model", "recipe", "accuracy", "errors", "loss"):
-        table.add_column(name, justify="left" if name in ("model", "recipe") else "right")
-    probs = []
-    for path, model in zip(models, loaded):
-        p = model.predict_proba(test.images)
-        probs.append(p)
-        _row(table, str(path), model.metadata.get("recipe", "—"), p, test.labels)
-    if len(loaded) > 1:
-        _row(table, f"ensemble of {len(loaded)}", "mean probability", np.mean(probs, axis=0), test.labels)
-    console.print(table)
-
-
-def _row(table, name, recipe, probs, labels):
-    from ..nn import CrossEntropy
-
-    correct = probs.argmax(axis=1) == labels
-    table.add_row(name, recipe, f"{correct.mean():.2%}", f"{np.count_nonzero(~correct):,}", f"{CrossEntropy().value(probs, labels):.4f}")
-
-
 def predict(
     model: Path = typer.Argument(..., help="Model file (.npz)."),
     images: Optional[List[Path]] = typer.Argument(None, help="Photos, scans or drawings of digits (PNG, JPEG, ...)."),
@@ -132,7 +97,9 @@ def predict(
 
 
 def _predict_test_image(net, index: int, data_dir) -> None:
-    test = _test_set(net, data_dir)
+    from ..evaluate import test_set_for
+
+    test = test_set_for(net, data_dir)
     if index >= len(test):
         raise typer.BadParameter(f"the test set has {len(test)} images (0..{len(test) - 1})", param_hint="--index")
     image, label = test.images[index], int(test.labels[index])

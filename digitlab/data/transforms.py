@@ -45,11 +45,41 @@ def train_val_split(
     return dataset[np.sort(order[n_val:])], dataset[np.sort(order[:n_val])]
 
 
+def warp(images: np.ndarray, angle: np.ndarray, zoom: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Rotate each image by ``angle`` (radians, N), zoom it by ``zoom`` (N) about its centre and move
+    it by ``shift`` (N x 2 pixels: dy, dx), with bilinear interpolation and zero (background)
+    outside. images: N x H x W (any numeric dtype); returns float32 N x H x W."""
+    n, h, w = images.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    grid = np.stack([ys.ravel() - (h - 1) / 2, xs.ravel() - (w - 1) / 2])  # 2 x HW
+    # Inverse map: output pixel p samples the input at R(-angle) (p - shift) / zoom.
+    cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
+    inverse = np.stack([np.stack([cos, sin], 1), np.stack([-sin, cos], 1)], 1).astype(np.float32)  # N x 2 x 2
+    src = inverse @ (grid[None] - np.asarray(shift, np.float32)[:, :, None])  # N x 2 x HW
+    y, x = src[:, 0] + np.float32((h - 1) / 2), src[:, 1] + np.float32((w - 1) / 2)
+    y0, x0 = np.floor(y), np.floor(x)
+    wy, wx = y - y0, x - x0
+    # Sample a copy with a ring of zeros, so taps just outside read background.
+    padded = np.zeros((n, h + 2, w + 2), np.float32)
+    padded[:, 1:-1, 1:-1] = images
+    flat = padded.reshape(n, -1)
+    iy = np.clip(y0.astype(np.int64) + 1, 0, h)  # +1: the padding ring
+    ix = np.clip(x0.astype(np.int64) + 1, 0, w)
+
+    def tap(dy, dx):
+        return np.take_along_axis(flat, (iy + dy) * (w + 2) + ix + dx, axis=1)
+
+    out = (tap(0, 0) * (1 - wy) * (1 - wx) + tap(0, 1) * (1 - wy) * wx
+           + tap(1, 0) * wy * (1 - wx) + tap(1, 1) * wy * wx)
+    out[(y0 < -1) | (y0 > h - 1) | (x0 < -1) | (x0 > w - 1)] = 0  # clipped taps read the edge: zero them
+    return out.reshape(n, h, w)
+
+
 class Augment:
     """Random affine distortions of a batch of images, for training: each image is rotated by up
     to ``rotate`` degrees, scaled by a factor in [1 - scale, 1 + scale] and shifted by up to
-    ``shift`` pixels in x and y, about its centre, with bilinear interpolation and zero (background)
-    outside. Labels are unchanged: small distortions keep a digit the same digit.
+    ``shift`` pixels in x and y, about its centre (see `warp`). Labels are unchanged: small
+    distortions keep a digit the same digit.
 
     Called as ``augment(images, rng)`` with uint8 images N x H x W; returns a new uint8 array of the
     same shape. All randomness comes from ``rng``, so a seeded generator gives reproducible batches.
@@ -59,7 +89,6 @@ class Augment:
         if shift < 0 or rotate < 0 or not 0 <= scale < 1:
             raise DataError(f"Augment: needs shift >= 0, rotate >= 0, 0 <= scale < 1; got {shift}, {rotate}, {scale}")
         self.shift, self.rotate, self.scale = float(shift), float(rotate), float(scale)
-        self._grid: dict = {}
 
     def get_config(self) -> dict:
         return {"shift": self.shift, "rotate": self.rotate, "scale": self.scale}
@@ -67,40 +96,9 @@ class Augment:
     def __repr__(self) -> str:
         return f"Augment(shift={self.shift}, rotate={self.rotate}, scale={self.scale})"
 
-    def _centred_grid(self, h: int, w: int) -> np.ndarray:
-        """Output pixel coordinates relative to the image centre, 2 x (H*W), cached per size."""
-        if (h, w) not in self._grid:
-            ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-            self._grid[(h, w)] = np.stack([ys.ravel() - (h - 1) / 2, xs.ravel() - (w - 1) / 2])
-        return self._grid[(h, w)]
-
     def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        n, h, w = images.shape
-        angle = np.deg2rad(rng.uniform(-self.rotate, self.rotate, n)).astype(np.float32)
-        zoom = rng.uniform(1 - self.scale, 1 + self.scale, n).astype(np.float32)
-        shift = rng.uniform(-self.shift, self.shift, (n, 2, 1)).astype(np.float32)
-        # Inverse map: for each output pixel p, sample the input at R(-angle) (p - shift) / zoom.
-        cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
-        inverse = np.stack([np.stack([cos, sin], 1), np.stack([-sin, cos], 1)], 1)  # n x 2 x 2
-        src = inverse @ (self._centred_grid(h, w)[None] - shift)  # n x 2 x (H*W)
-        y = src[:, 0] + np.float32((h - 1) / 2)
-        x = src[:, 1] + np.float32((w - 1) / 2)
-        y0, x0 = np.floor(y), np.floor(x)
-        wy, wx = y - y0, x - x0
-        # Sample from a copy padded with one ring of zeros, so out-of-range taps read background.
-        padded = np.zeros((n, h + 2, w + 2), np.float32)
-        padded[:, 1:-1, 1:-1] = images
-        flat = padded.reshape(n, -1)
-        iy = np.clip(y0.astype(np.int64) + 1, 0, h)  # +1: the padding ring; clip: farther is zero too
-        ix = np.clip(x0.astype(np.int64) + 1, 0, w)
-        row = w + 2
-
-        def tap(dy, dx):
-            return np.take_along_axis(flat, (iy + dy) * row + ix + dx, axis=1)
-
-        out = (tap(0, 0) * (1 - wy) * (1 - wx) + tap(0, 1) * (1 - wy) * wx
-               + tap(1, 0) * wy * (1 - wx) + tap(1, 1) * wy * wx)
-        # Coordinates clipped above were far outside: their taps must read zero, not the edge.
-        outside = (y0 < -1) | (y0 > h - 1) | (x0 < -1) | (x0 > w - 1)
-        out[outside] = 0
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(n, h, w)
+        n = len(images)
+        angle = np.deg2rad(rng.uniform(-self.rotate, self.rotate, n))
+        zoom = rng.uniform(1 - self.scale, 1 + self.scale, n)
+        shift = rng.uniform(-self.shift, self.shift, (n, 2))
+        return np.clip(np.rint(warp(images, angle, zoom, shift)), 0, 255).astype(np.uint8)

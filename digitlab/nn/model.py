@@ -182,8 +182,11 @@ class Sequential:
         loss, grad = self.loss.value_and_grad(out, y)
         if not math.isfinite(loss):
             raise FloatingPointError(loss)
+        scale = self.optimizer.gradient_scale()  # see digitlab.nn.optimizers: saves a pass for SGD
+        if scale != 1.0:
+            grad *= np.float32(scale)
         self.backward(grad, skip_last=self._fused)
-        self.optimizer.step()
+        self.optimizer.step(scaled=scale != 1.0)
         return loss, int(np.count_nonzero(out.argmax(axis=1) == y))
 
     def fit(
