@@ -88,6 +88,11 @@ def local_only(context, server: str) -> list[str]:
     return refused
 
 
+def answered(page) -> None:
+    """Wait until the page has the answer for the drawing as it is now (no request pending)."""
+    page.wait_for_selector("#result:not([data-pending])", state="attached", timeout=15_000)
+
+
 def bar_widths(page) -> list[float]:
     return page.eval_on_selector_all(".bar .fill", "els => els.map(e => parseFloat(e.style.width) || 0)")
 
@@ -105,28 +110,30 @@ def test_draw_a_one_and_a_seven_then_read_a_photo(server, browser, mnist, tmp_pa
     assert bar_widths(page) == [0.0] * 10
 
     draw(page, 1)
-    expect(page.locator("#digit")).to_have_text("1", timeout=10_000)
+    answered(page)
+    expect(page.locator("#digit")).to_have_text("1")
     assert page.get_attribute("#seen", "src").startswith("data:image/png;base64,")
     one = bar_widths(page)
     assert max(one) == one[1] > 50
     page.screenshot(path=str(tmp_path / "drew-1.png"))
 
     page.click("#clear")
+    answered(page)
     expect(page.locator("#digit")).to_have_text("?")
     assert bar_widths(page) == [0.0] * 10
 
     draw(page, 7)
-    expect(page.locator("#digit")).to_have_text("7", timeout=10_000)
-    page.wait_for_timeout(400)  # let the last debounced request land
+    answered(page)
+    expect(page.locator("#digit")).to_have_text("7")
     seven = bar_widths(page)
     assert seven != one and max(seven) == seven[7] > 50
     assert page.locator(".bar.top").get_attribute("data-digit") == "7"
 
     draw(page, 1)  # a stray stroke across the 7 ...
-    page.wait_for_timeout(600)
+    answered(page)
     page.click("#undo")  # ... taken back
-    expect(page.locator("#digit")).to_have_text("7", timeout=10_000)
-    page.wait_for_timeout(600)
+    answered(page)
+    expect(page.locator("#digit")).to_have_text("7")
     assert bar_widths(page) == seven
     page.screenshot(path=str(tmp_path / "drew-7.png"))
 

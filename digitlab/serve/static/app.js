@@ -86,16 +86,22 @@ $("clear").addEventListener("click", () => { strokes.length = 0; redraw(); sched
 
 // ------------------------------------------------------------------------------ live prediction
 // Debounced while drawing; at most one request in flight, and the last drawing always gets an answer.
+// #result carries data-pending while an answer for the current drawing is still to come.
 let timer = null, inFlight = false, again = false;
 
 function schedulePredict(delay = 150) {
+  $("result").dataset.pending = "true";
   clearTimeout(timer);
-  timer = setTimeout(predictDrawing, delay);
+  timer = setTimeout(() => { timer = null; predictDrawing(); }, delay);
+}
+
+function settled() {
+  if (!inFlight && !again && timer === null) delete $("result").dataset.pending;
 }
 
 async function predictDrawing() {
   if (inFlight) { again = true; return; }
-  if (strokes.length === 0) { showPrediction(null); $("message").textContent = ""; return; }
+  if (strokes.length === 0) { showPrediction(null); $("message").textContent = ""; settled(); return; }
   inFlight = true;
   try {
     const blob = await new Promise((resolve) => sendCanvas().toBlob(resolve, "image/png"));
@@ -109,7 +115,7 @@ async function predictDrawing() {
     $("message").textContent = error.message;
   } finally {
     inFlight = false;
-    if (again) { again = false; predictDrawing(); }
+    if (again) { again = false; predictDrawing(); } else settled();
   }
 }
 
