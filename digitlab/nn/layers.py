@@ -195,8 +195,9 @@ class Rescaling(Layer):
         self.scale, self.offset = float(scale), float(offset)
 
     def forward(self, x, training=False):
-        dtype = np.result_type(x.dtype, np.float32)  # uint8 -> float32; float64 stays float64
-        y = np.multiply(x, np.float32(self.scale), dtype=dtype)  # converts and scales in one pass
+        # float64 input stays float64 (gradient checks); anything else becomes float32.
+        y = x.astype(np.float64 if x.dtype == np.float64 else np.float32)
+        y *= np.float32(self.scale)
         if self.offset:
             y += np.float32(self.offset)
         return y

@@ -76,7 +76,7 @@ class MeanSquaredError:
     def value_and_grad(self, output, labels) -> tuple[float, np.ndarray]:
         d = self._error(output, labels)
         n = len(d)
-        value = float(0.5 * np.vdot(d, d) / n)
+        value = 0.5 * float(np.vdot(d, d)) / n  # BLAS dot: an overflow gives inf, caught by fit
         if n > 1:
             d *= np.float32(1 / n)
         return value, d
