@@ -257,9 +257,13 @@ class BatchNorm(Layer):
         running_mean, running_var = self.state
         if not training:
             self.inv_std = 1 / np.sqrt(running_var + self.eps)
-            self.x, self.xhat = x, None
+            self.centred = None
+            self.x = x
             scale = gamma * self.inv_std
-            return x * scale + (beta - running_mean * scale)
+            y = x * scale
+            y += beta - running_mean * scale
+            return y
+        # Channel sums by BLAS (`column_sums`); four passes over the activations in all.
         x2 = x.reshape(-1, x.shape[-1])
         count = len(x2)
         mean = column_sums(x2) / count
@@ -271,29 +275,30 @@ class BatchNorm(Layer):
         running_var *= m
         running_var += (1 - m) * var * (count / max(count - 1, 1))
         self.inv_std = 1 / np.sqrt(var + self.eps)
-        centred *= self.inv_std
-        self.xhat = centred
-        return (centred * gamma + beta).reshape(x.shape)
+        self.centred = centred  # xhat = centred * inv_std, never stored separately
+        y = centred * (gamma * self.inv_std)
+        y += beta
+        return y.reshape(x.shape)
 
     def backward(self, grad):
         gamma = self.params[0]
         g = grad.reshape(-1, grad.shape[-1])
-        if self.xhat is None:  # inference mode: fixed statistics, an affine map per channel
-            xhat = (self.x.reshape(g.shape) - self.state[0]) * self.inv_std
-        else:
-            xhat = self.xhat
+        centred = self.centred if self.centred is not None else self.x.reshape(g.shape) - self.state[0]
         column_sums(g, out=self.grads[1])
-        column_sums(g * xhat, out=self.grads[0])
+        g_centred = g * centred
+        column_sums(g_centred, out=self.grads[0])
+        self.grads[0] *= self.inv_std  # d loss / d gamma = sum g xhat
         if not self.need_input_grad:
             return None
         scale = gamma * self.inv_std
-        if self.xhat is None:
+        if self.centred is None:  # inference mode: fixed statistics, an affine map per channel
             return grad * scale
         count = len(g)
         # d loss / d x = gamma inv_std (g - mean(g) - xhat mean(g xhat)), the means over the batch
-        dx = g * scale
-        dx -= xhat * (scale * self.grads[0] / count)
-        dx -= scale * self.grads[1] / count
+        dx = g - self.grads[1] / count
+        dx *= scale
+        np.multiply(centred, scale * self.inv_std * self.grads[0] / count, out=g_centred)
+        dx -= g_centred
         return dx.reshape(grad.shape)
 
     def get_config(self):
