@@ -253,7 +253,7 @@ RECIPES: dict[str, Recipe] = {
     ]
 }
 
-DEFAULT_RECIPE = "mlp"
+DEFAULT_RECIPE = "cnn-fast"
 
 
 def get_recipe(name: str) -> Recipe:
