@@ -121,7 +121,7 @@ def child(which: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2, help="epochs timed for the dense network")
-    parser.add_argument("--sigmoid-images", type=int, default=10000, help="images timed per-sample (scaled to 60,000)")
+    parser.add_argument("--sigmoid-images", type=int, default=10000, help="images the published per-sample loop is timed on (scaled to 60,000)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -150,14 +150,14 @@ def main() -> None:
     records = [",".join(map(str, [label, *img.ravel().tolist()])) for img, label in zip(train.images[:n], train.labels[:n])]
     tut = tutorial_epoch(records) * 60000 / n
     sig = get_recipe("tutorial-sigmoid200").build(0)
-    sub = train[:n]
     with Timer() as t:
-        sig.fit(sub, epochs=1, batch_size=1)
-    mine = t.seconds * 60000 / n
-    out.append(f"**Sigmoid tutorial, per-sample SGD (batch of one)**, seconds per 60,000-image epoch (timed on {n:,} images, scaled)\n")
-    out.append(table(["", "s/epoch", "speed-up"], [
-        ["published loop (NumPy float64, parses a CSV record per sample)", f"{tut:.1f}", "1.0x"],
-        ["digitlab `tutorial-sigmoid200`", f"{mine:.1f}", f"**{tut / mine:.1f}x**"],
+        sig.fit(train, epochs=1, batch_size=1)
+    mine = t.seconds
+    out.append("**Sigmoid tutorial, per-sample SGD (batch of one)**, seconds per 60,000-image epoch "
+               f"(the published loop timed on {n:,} images and scaled; digitlab timed on all 60,000)\n")
+    out.append(table(["", "s/epoch", "speed-up", "test acc after 1 epoch"], [
+        ["published loop (NumPy float64, parses a CSV record per sample)", f"{tut:.1f}", "1.0x", ""],
+        ["digitlab `tutorial-sigmoid200`", f"{mine:.1f}", f"**{tut / mine:.1f}x**", f"{sig.evaluate(test)['accuracy']:.2%}"],
     ]) + "\n")
 
     # 3. inference

@@ -13,6 +13,7 @@ from . import activations, conv, layers
 from .callbacks import Callback, History
 from .losses import get_loss, loss_name
 from .optimizers import Optimizer, get_optimizer, optimizer_name
+from .persample import plan as per_sample_plan
 from .schedules import get_schedule, schedule_name
 
 # Every layer type a model file may name, by class name.
@@ -29,6 +30,11 @@ def layer_from_config(config: dict) -> layers.Layer:
     if kind not in LAYERS:
         raise ModelError(f"unknown layer type {kind!r}; known: {', '.join(sorted(LAYERS))}")
     return LAYERS[kind](**config.get("config", {}))
+
+
+def _diverged(where: str, lr: float) -> ModelError:
+    return ModelError(f"training diverged: the loss became non-finite at {where}; the weights of the last "
+                      f"good epoch are kept. Lower the learning rate (it was {lr:g})")
 
 
 class Sequential:
@@ -240,6 +246,8 @@ class Sequential:
             cb.on_train_begin(train_logs)
         # Per-batch hooks cost time at batch size 1: call only the callbacks that define one.
         batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
+        # Batches of one on a plain dense network: the same steps, taken a block at a time.
+        per_sample = per_sample_plan(self) if batch_size == 1 and augment is None and not batch_callbacks else None
         first_epoch = len(self.history) + 1
         for e in range(epochs):
             epoch = first_epoch + e
@@ -249,7 +257,17 @@ class Sequential:
             good_weights = self._flat_params.copy()
             order = self._train_rng.permutation(n) if shuffle else np.arange(n)
             total_loss, correct, seen = 0.0, 0, 0
-            for b in range(steps):
+            if per_sample is not None:
+                base_lr = self.optimizer.base_lr
+                try:
+                    total_loss, correct = per_sample.epoch(
+                        x, y, order, lambda i: self.schedule(base_lr, e + i / steps, epochs))
+                except FloatingPointError:
+                    self._flat_params[...] = good_weights
+                    raise _diverged(f"epoch {epoch}", base_lr) from None
+                self.optimizer.lr = self.schedule(base_lr, e + (steps - 1) / steps, epochs)
+                seen = n
+            for b in range(steps if per_sample is None else 0):
                 idx = order[b * batch_size : (b + 1) * batch_size]
                 xb, yb = x[idx], y[idx]
                 if augment is not None:
@@ -259,11 +277,7 @@ class Sequential:
                     loss, right = self.train_step(xb, yb)
                 except FloatingPointError:
                     self._flat_params[...] = good_weights
-                    raise ModelError(
-                        f"training diverged: the loss became non-finite at epoch {epoch}, batch {b + 1}; "
-                        f"the weights of the last good epoch are kept. Lower the learning rate "
-                        f"(it was {self.optimizer.lr:g})"
-                    ) from None
+                    raise _diverged(f"epoch {epoch}, batch {b + 1}", self.optimizer.lr) from None
                 total_loss += loss * len(idx)
                 correct += right
                 seen += len(idx)
