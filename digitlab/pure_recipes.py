@@ -136,7 +136,7 @@ class PureSetup:
         train_logs = {"epochs": epochs, "samples": n, "batches": n}
         for cb in callbacks:
             cb.on_train_begin(train_logs)
-        # TrainingProgress redraws on multiples of batches // 200: report on exactly those.
+        # Report every 0.5%: as often as TrainingProgress redraws.
         every = max(1, n // 200)
         batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
 

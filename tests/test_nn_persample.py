@@ -7,7 +7,8 @@ import pytest
 import digitlab.nn.model as model_module
 from digitlab.errors import ModelError
 from digitlab.nn import SGD, Adam, Dense, Dropout, Flatten, ReLU, Rescaling, Sequential, Sigmoid, Softmax, Tanh
-from digitlab.nn import persample
+from digitlab.nn import Callback, persample
+from digitlab.nn.callbacks import Every
 from conftest import pattern_digits
 
 
@@ -51,15 +52,34 @@ def test_blocked_steps_equal_plain_steps(make, monkeypatch):
     assert not np.allclose(blocked.get_weights()[0], make().get_weights()[0])
 
 
+class Batches(Callback):
+    def __init__(self):
+        self.seen = []
+
+    def on_batch_end(self, batch, logs):
+        self.seen.append((batch, logs["batches"], logs["accuracy"]))
+
+
 def test_fit_uses_the_blocked_path_only_where_it_applies(monkeypatch):
-    x, y = pattern_digits(70, seed=4)
+    x, y = pattern_digits(150, seed=4)
     calls = []
     real_epoch = persample.PerSample.epoch
     monkeypatch.setattr(persample.PerSample, "epoch", lambda self, *a: calls.append(1) or real_epoch(self, *a))
-    tutorial_net().fit(x, y, epochs=1, batch_size=1)
+    batches = Batches()
+    history = tutorial_net().fit(x, y, epochs=1, batch_size=1, callbacks=[batches])
     assert calls == [1]
+    # batch callbacks hear about each block, and the last report is the epoch's
+    assert [b for b, _, _ in batches.seen] == [64, 128, 150] and batches.seen[-1][1] == 150
+    assert batches.seen[-1][2] == history.epochs[0]["accuracy"]
     tutorial_net().fit(x, y, epochs=1, batch_size=2)  # mini-batches: the ordinary path
     assert calls == [1]
+
+
+def test_progress_is_redrawn_on_batch_numbers_that_skip():
+    due = Every(1000, 10)  # about every 100 batches, always at the last
+    assert [b for b in range(1, 1001) if due(b)] == [1, 101, 201, 301, 401, 501, 601, 701, 801, 901, 1000]
+    due = Every(150, 100)
+    assert [b for b in (64, 128, 150) if due(b)] == [64, 128, 150]
 
 
 @pytest.mark.parametrize("layers, optimizer, loss", [

@@ -8,7 +8,7 @@ from typing import Callable, Iterator
 
 from rich.console import Console
 
-from ..nn.callbacks import Callback
+from ..nn.callbacks import Callback, Every
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -57,10 +57,10 @@ class TrainingProgress(Callback):
 
     def on_epoch_begin(self, epoch, logs):
         self.task = self.progress.add_task("", total=logs["batches"], epoch=epoch, epochs=self.epochs, loss=0.0, acc=0.0)
-        self.every = max(1, logs["batches"] // 200)
+        self.due = Every(logs["batches"], 200)
 
     def on_batch_end(self, batch, logs):
-        if batch % self.every == 0 or batch == logs["batches"]:
+        if self.due(batch):
             self.progress.update(self.task, completed=batch, loss=logs["loss"], acc=logs["accuracy"])
 
     def on_train_end(self, logs):

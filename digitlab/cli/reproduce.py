@@ -10,7 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .. import reproduce as rp
-from ..nn.callbacks import Callback
+from ..nn.callbacks import Callback, Every
 from ._ui import console, err_console
 
 DATA_DIR_HELP = "Folder holding the four MNIST files (default: $DIGITLAB_DATA_DIR, then the cache)."
@@ -28,16 +28,16 @@ class _RecipeProgress(Callback):
 
     def on_train_begin(self, logs):
         self.batches = logs["batches"]
-        self.every = max(1, logs["batches"] // 100)
         self.task = self.progress.add_task(self.name, total=logs["epochs"] * logs["batches"], epoch=0,
                                            epochs=logs["epochs"], acc=0.0)
 
     def on_epoch_begin(self, epoch, logs):
         self.epoch = epoch
         self.done = self.progress.tasks[self.task].completed
+        self.due = Every(self.batches, 100)
 
     def on_batch_end(self, batch, logs):
-        if batch % self.every == 0 or batch == logs["batches"]:
+        if self.due(batch):
             self.progress.update(self.task, completed=self.done + batch, epoch=self.epoch, acc=logs["accuracy"])
 
 

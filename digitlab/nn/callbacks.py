@@ -87,6 +87,21 @@ class ModelCheckpoint(Callback):
         self.model.save(self.path.format(epoch=epoch), **self.metadata)
 
 
+class Every:
+    """Whether a progress display is due to redraw after batch ``batch`` of ``total``: about
+    ``times`` times a pass, and always at the last batch. Batch numbers may skip (per-sample
+    training reports once per block of samples)."""
+
+    def __init__(self, total: int, times: int):
+        self.total, self.step, self.next = total, max(1, total // times), 0
+
+    def __call__(self, batch: int) -> bool:
+        if batch < self.next and batch != self.total:
+            return False
+        self.next = batch + self.step
+        return True
+
+
 class ProgressBar(Callback):
     """A plain-text progress line per epoch, for scripts and notebooks (the CLI draws its own)."""
 
@@ -99,11 +114,12 @@ class ProgressBar(Callback):
     def on_epoch_begin(self, epoch, logs):
         self.start = time.perf_counter()
         self.epoch = epoch
+        self.due = Every(logs["batches"], 100)  # redraw about a hundred times an epoch
 
     def on_batch_end(self, batch, logs):
         total = logs["batches"]
-        if not self.stream.isatty() or (batch != total and batch % max(1, total // 100)):
-            return  # redraw about a hundred times an epoch, not on every batch
+        if not self.stream.isatty() or not self.due(batch):
+            return
         filled = int(self.width * batch / total)
         elapsed = time.perf_counter() - self.start
         eta = elapsed / batch * (total - batch)

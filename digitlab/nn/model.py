@@ -247,7 +247,7 @@ class Sequential:
         # Per-batch hooks cost time at batch size 1: call only the callbacks that define one.
         batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
         # Batches of one on a plain dense network: the same steps, taken a block at a time.
-        per_sample = per_sample_plan(self) if batch_size == 1 and augment is None and not batch_callbacks else None
+        per_sample = per_sample_plan(self) if batch_size == 1 and augment is None else None
         first_epoch = len(self.history) + 1
         for e in range(epochs):
             epoch = first_epoch + e
@@ -259,13 +259,22 @@ class Sequential:
             total_loss, correct, seen = 0.0, 0, 0
             if per_sample is not None:
                 base_lr = self.optimizer.base_lr
+
+                def lr_at(i):
+                    return self.schedule(base_lr, e + i / steps, epochs)
+
+                def on_block(done, loss_sum, right):
+                    batch_logs = {"batch": done, "batches": steps, "loss": loss_sum / done,
+                                  "accuracy": right / done, "lr": lr_at(done - 1)}
+                    for cb in batch_callbacks:
+                        cb.on_batch_end(done, batch_logs)
+
                 try:
-                    total_loss, correct = per_sample.epoch(
-                        x, y, order, lambda i: self.schedule(base_lr, e + i / steps, epochs))
+                    total_loss, correct = per_sample.epoch(x, y, order, lr_at, on_block if batch_callbacks else None)
                 except FloatingPointError:
                     self._flat_params[...] = good_weights
                     raise _diverged(f"epoch {epoch}", base_lr) from None
-                self.optimizer.lr = self.schedule(base_lr, e + (steps - 1) / steps, epochs)
+                self.optimizer.lr = lr_at(steps - 1)
                 seen = n
             for b in range(steps if per_sample is None else 0):
                 idx = order[b * batch_size : (b + 1) * batch_size]

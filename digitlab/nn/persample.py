@@ -101,9 +101,11 @@ class PerSample:
         self.dense, self.kinds, self.loss = dense, kinds, loss
         self.scale, self.offset = np.float32(scale), np.float32(offset)
 
-    def epoch(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, lr_at: Callable[[int], float]) -> tuple[float, int]:
+    def epoch(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, lr_at: Callable[[int], float],
+              on_block: Callable[[int, float, int], None] | None = None) -> tuple[float, int]:
         """One pass over ``x[order]``, one SGD step per sample with learning rate ``lr_at(i)`` for
-        the i-th step. Returns (summed loss, number of correct predictions before each step).
+        the i-th step. Returns (summed loss, number of correct predictions before each step), and
+        reports the same, with the number of samples done, to ``on_block`` after each block.
         Raises FloatingPointError when the loss stops being finite."""
         W0 = self.dense[0].params[0]
         b0 = self.dense[0].params[1] if self.dense[0].use_bias else None
@@ -161,4 +163,6 @@ class PerSample:
             if not math.isfinite(block_loss):
                 raise FloatingPointError(block_loss)
             total_loss += block_loss
+            if on_block is not None:
+                on_block(start + len(idx), total_loss, correct)
         return total_loss, correct
