@@ -120,3 +120,26 @@ def test_small_cnn_learns_and_round_trips(tmp_path):
     loaded = load_model(model.save(tmp_path / "cnn.npz"))
     np.testing.assert_array_equal(loaded.predict_proba(xt), model.predict_proba(xt))
     np.testing.assert_array_equal(loaded.layers[3].state[0], model.layers[3].state[0])
+
+
+def test_prediction_batches_bound_work_memory_and_do_not_change_answers(monkeypatch):
+    import digitlab.nn.model as model_module
+
+    wide = Sequential([Rescaling(1 / 255), Reshape((28, 28, 1)), Conv2D(64, 3), ReLU(), Flatten(), Dense(10), Softmax()],
+                      input_shape=(28, 28))
+    dense = Sequential([Rescaling(1 / 255), Flatten(), Dense(10), Softmax()], input_shape=(28, 28))
+    assert dense.inference_batch() == 2048
+    # 28 x 28 outputs x 9 taps x 1 channel = 7,056 floats (28 KB) a 28x28 image: 256 MB holds 9,510
+    assert wide.inference_batch() == 2048
+    monkeypatch.setattr(model_module, "INFERENCE_BYTES", 28224 * 100)
+    assert wide.inference_batch() == 100
+    x = np.random.default_rng(0).integers(0, 256, (250, 28, 28), dtype=np.uint8)
+    np.testing.assert_allclose(wide.predict_proba(x), wide.predict_proba(x, batch_size=250), rtol=1e-5, atol=1e-6)
+
+
+def test_a_convolution_keeps_one_patch_index_whatever_the_batch_sizes():
+    conv = Conv2D(4, 3)
+    conv.build((8, 8, 2), np.random.default_rng(0))
+    for n in (1, 5, 3, 7):
+        conv.forward(np.ones((n, 8, 8, 2), np.float32))
+    assert sum(1 for key in conv._buffers if key[0] == "index") == 1

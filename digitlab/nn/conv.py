@@ -85,6 +85,11 @@ class Conv2D(Layer):
         self._buffers = {}
         return self.output_shape
 
+    def scratch_floats(self) -> int:
+        """Floats of work memory a forward pass holds per input: the patch matrix."""
+        oh, ow, _ = self.output_shape
+        return oh * ow * self.kernel_size ** 2 * self.input_shape[2]
+
     def _buffer(self, name: str, shape, dtype=np.float32, zero: bool = False) -> np.ndarray:
         """A named work array reused across batches of the same shape (borders stay zero)."""
         buf = self._buffers.get(name)
@@ -99,14 +104,15 @@ class Conv2D(Layer):
         k*k input rows (of C values each) that output position r sees, tap by tap."""
         n, hp, wp, c = padded.shape
         k = self.kernel_size
-        key = ("index", name, n, hp, wp, oh, ow, stride)
-        index = self._buffers.get(key)
-        if index is None:
+        key = (n, hp, wp, oh, ow, stride)
+        cached_key, index = self._buffers.get(("index", name), (None, None))
+        if cached_key != key:  # one index per name, like the work arrays: a new batch size replaces it
             # flat row of input (n, s*y + i, s*x + j) = (n*hp + s*y)*wp + s*x  +  i*wp + j
             base = ((np.arange(n)[:, None, None] * hp + stride * np.arange(oh)[None, :, None]) * wp
                     + stride * np.arange(ow)[None, None, :]).reshape(-1, 1)
             taps = (np.arange(k)[:, None] * wp + np.arange(k)[None, :]).reshape(1, -1)
-            index = self._buffers[key] = (base + taps).reshape(-1)
+            index = (base + taps).reshape(-1)
+            self._buffers[("index", name)] = (key, index)
         cols = self._buffer(name, (index.size, c), padded.dtype)
         np.take(padded.reshape(-1, c), index, axis=0, out=cols)
         return cols.reshape(n * oh * ow, k * k * c)

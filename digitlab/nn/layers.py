@@ -47,6 +47,10 @@ class Layer:
     def get_config(self) -> dict:
         return {}
 
+    def scratch_floats(self) -> int:
+        """Floats of work memory, beyond input and output, a forward pass holds per input."""
+        return 0
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"

@@ -32,6 +32,10 @@ def layer_from_config(config: dict) -> layers.Layer:
     return LAYERS[kind](**config.get("config", {}))
 
 
+# Work memory a prediction batch may take (see `Sequential.inference_batch`).
+INFERENCE_BYTES = 256 << 20
+
+
 def _diverged(where: str, lr: float) -> ModelError:
     return ModelError(f"training diverged: the loss became non-finite at {where}; the weights of the last "
                       f"good epoch are kept. Lower the learning rate (it was {lr:g})")
@@ -311,18 +315,27 @@ class Sequential:
         return history
 
     # ----------------------------------------------------------------------------- inference
-    def predict_proba(self, x, batch_size: int = 2048) -> np.ndarray:
-        """Class probabilities, N x 10 float32, for inputs N x input_shape (e.g. uint8 N x 28 x 28)."""
+    def inference_batch(self) -> int:
+        """The batch size `predict_proba` uses by default: 2048 inputs, fewer where a layer's work
+        memory (a convolution's patch matrix) would pass INFERENCE_BYTES."""
+        self._require_built()
+        per_input = 4 * max(layer.scratch_floats() for layer in self.layers)
+        return int(np.clip(INFERENCE_BYTES // max(per_input, 1), 32, 2048))
+
+    def predict_proba(self, x, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities, N x 10 float32, for inputs N x input_shape (e.g. uint8 N x 28 x 28),
+        computed ``batch_size`` inputs at a time (default: `inference_batch`)."""
         x = self._check_x(x)
+        batch_size = batch_size or self.inference_batch()
         if len(x) <= batch_size:
             return self.forward(x)
         return np.concatenate([self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
-    def predict(self, x, batch_size: int = 2048) -> np.ndarray:
+    def predict(self, x, batch_size: int | None = None) -> np.ndarray:
         """Most probable class of each input, int64 N."""
         return self.predict_proba(x, batch_size).argmax(axis=1)
 
-    def evaluate(self, x, y: np.ndarray | None = None, batch_size: int = 2048) -> dict:
+    def evaluate(self, x, y: np.ndarray | None = None, batch_size: int | None = None) -> dict:
         """``{"loss": ..., "accuracy": ...}`` on ``(x, y)`` or a Dataset (loss needs `compile`; a
         loaded model knows its loss)."""
         x, y = self._xy(x, y)
