@@ -32,7 +32,7 @@ def layer_from_config(config: dict) -> layers.Layer:
     return LAYERS[kind](**config.get("config", {}))
 
 
-# Work memory a prediction batch may take (see `Sequential.inference_batch`).
+# Work memory the layers may keep for a prediction batch (see `Sequential.inference_batch`).
 INFERENCE_BYTES = 256 << 20
 
 
@@ -316,10 +316,10 @@ class Sequential:
 
     # ----------------------------------------------------------------------------- inference
     def inference_batch(self) -> int:
-        """The batch size `predict_proba` uses by default: 2048 inputs, fewer where a layer's work
-        memory (a convolution's patch matrix) would pass INFERENCE_BYTES."""
+        """The batch size `predict_proba` uses by default: 2048 inputs, fewer where the layers' work
+        memory (each convolution keeps its patch matrix) would pass INFERENCE_BYTES."""
         self._require_built()
-        per_input = 4 * max(layer.scratch_floats() for layer in self.layers)
+        per_input = 4 * sum(layer.scratch_floats() for layer in self.layers)
         return int(np.clip(INFERENCE_BYTES // max(per_input, 1), 32, 2048))
 
     def predict_proba(self, x, batch_size: int | None = None) -> np.ndarray:
