@@ -17,7 +17,7 @@ from digitlab.data import Dataset
 from digitlab.errors import ModelError
 from digitlab.nn import Callback, EarlyStopping
 from digitlab.pure import PureNetwork, dense, softmax, sparse, sparse_images, tutorial_train, tutorial_weights
-from digitlab.pure_recipes import PURE, from_sequential, to_sequential
+from digitlab.pure_recipes import from_sequential, to_sequential
 from digitlab.recipes import get_recipe, train_recipe
 
 PURE_DIR = Path(digitlab.__file__).parent / "pure"
