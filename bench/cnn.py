@@ -6,12 +6,17 @@ and learning-rate schedule:
 2. prediction throughput on the 10k test set and single-image latency;
 3. peak memory (RSS) of a process training one epoch.
 
+Each engine trains each seed in a fresh process of its own, so NumPy's BLAS threads and
+PyTorch's never compete inside one process.
+
 Usage: python bench/cnn.py [--recipe cnn-fast] [--seeds 0 1 2] [--target 0.99]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import time
 
@@ -154,6 +159,42 @@ def ours_run(recipe_name, seed, train, test, target):
     return probe.clock / recipe.epochs, probe.reached, model.evaluate(test)["accuracy"], model
 
 
+def run_child(which: str, recipe_name: str, seed: int, target: float) -> None:
+    """Train one engine for one seed in this fresh process, then time its prediction, and print
+    the figures as JSON: [s/epoch, s to target, final accuracy, images/s, single-image ms]."""
+    train, test = load_mnist("train", mnist_dir()), load_mnist("test", mnist_dir())
+    if which == "train-ours":
+        epoch, reached, acc, model = ours_run(recipe_name, seed, train, test, target)
+        predict_all = predict_one = model.predict_proba
+        x_all, x_one = test.images, test.images[:1]
+    else:
+        import torch
+
+        epoch, reached, acc, model = torch_run(recipe_name, seed, train, test, target)
+        model.eval()
+        x_all, x_one = torch_tensor(test.images), torch_tensor(test.images[:1])
+
+        def predict_all(x):
+            with torch.inference_mode():
+                for i in range(0, len(x), 2000):
+                    model(x[i : i + 2000])
+
+        def predict_one(x):
+            with torch.inference_mode():
+                model(x)
+
+    tp = throughput(lambda: predict_all(x_all), len(test))
+    lat = median_latency_ms(lambda: predict_one(x_one))
+    print(json.dumps([epoch, reached, acc, tp, lat]))
+
+
+def in_child(args: list[str]) -> list:
+    """Run this script with ``args`` in a fresh process and return the JSON it prints last. Each
+    engine trains alone in its process: OpenBLAS's and PyTorch's thread pools never share one."""
+    out = subprocess.run([sys.executable, sys.argv[0], *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def child(which: str, recipe_name: str) -> None:
     """Train one epoch in this fresh process and print its peak RSS (MB)."""
     train, test = load_mnist("train", mnist_dir()), load_mnist("test", mnist_dir())
@@ -175,42 +216,28 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child in ("train-ours", "train-torch"):
+        return run_child(args.child, args.recipe, args.seeds[0], args.target)
     if args.child:
         return child(args.child, args.recipe)
     check_quiet()
-    import torch
-
-    train, test = load_mnist("train", mnist_dir()), load_mnist("test", mnist_dir())
     recipe = get_recipe(args.recipe)
     out = [header(f"`{args.recipe}` vs the same network in PyTorch CPU")]
     out.append(f"{recipe.summary}. Batch {recipe.batch_size}, Adam, one-cycle to lr {recipe.optimizer['lr']}, "
                f"{recipe.epochs} epochs, both engines. Time to {args.target:.1%}: training seconds until the test "
                "accuracy, checked every 1/8 epoch with the clock stopped, first reaches it.\n")
-    rows, ratios = [], []
+    rows = []
     for seed in args.seeds:
-        o_epoch, o_reach, o_acc, ours = ours_run(args.recipe, seed, train, test, args.target)
-        p_epoch, p_reach, p_acc, peer = torch_run(args.recipe, seed, train, test, args.target)
+        common = ["--recipe", args.recipe, "--seeds", str(seed), "--target", str(args.target)]
+        o_epoch, o_reach, o_acc, o_tp, o_lat = in_child([*common, "--child", "train-ours"])
+        p_epoch, p_reach, p_acc, p_tp, p_lat = in_child([*common, "--child", "train-torch"])
         rows.append([seed, f"{o_epoch:.2f}", f"{p_epoch:.2f}", f"{o_epoch / p_epoch:.2f}",
                      fmt(o_reach), fmt(p_reach), f"{o_acc:.2%}", f"{p_acc:.2%}"])
-        ratios.append(o_epoch / p_epoch)
     out.append(table(["seed", "s/epoch digitlab", "s/epoch PyTorch", "ratio", f"s to {args.target:.1%} digitlab",
                       f"s to {args.target:.1%} PyTorch", "final acc digitlab", "final acc PyTorch"], rows) + "\n")
 
-    peer.eval()
-    x_all, x_one, one = torch_tensor(test.images), torch_tensor(test.images[:1]), test.images[:1]
-
-    def torch_all():
-        with torch.inference_mode():
-            for i in range(0, len(x_all), 2000):
-                peer(x_all[i : i + 2000])
-
-    def torch_one():
-        with torch.inference_mode():
-            peer(x_one)
-
-    o_tp, p_tp = throughput(lambda: ours.predict_proba(test.images), len(test)), throughput(torch_all, len(test))
-    o_lat, p_lat = median_latency_ms(lambda: ours.predict_proba(one)), median_latency_ms(torch_one)
-    out.append("**Prediction** (10,000 test images in batches of 2,000; one image, median of 1,000 calls)\n")
+    out.append(f"**Prediction** by the models of seed {args.seeds[-1]} (10,000 test images, PyTorch in batches of "
+               "2,000, digitlab in its default batches; one image, median of 1,000 calls)\n")
     out.append(table(["", "images/s", "single image (ms)"], [
         ["digitlab (from uint8 images)", f"{o_tp:,.0f}", f"{o_lat:.3f}"],
         ["PyTorch CPU (pre-scaled tensors)", f"{p_tp:,.0f}", f"{p_lat:.3f}"],
