@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 
 import numpy as np
 
-from common import check_quiet, header, median_latency_ms, mnist_dir, peak_rss_mb, peak_rss_of, table, throughput
+from common import (check_quiet, header, in_fresh_process, median_latency_ms, mnist_dir, peak_rss_mb, peak_rss_of,
+                    table, throughput)
 
 from digitlab.data import Augment, load_mnist
 from digitlab.nn import BatchNorm, Conv2D, Dense, Dropout, Flatten, ReLU
@@ -188,13 +188,6 @@ def run_child(which: str, recipe_name: str, seed: int, target: float) -> None:
     print(json.dumps([epoch, reached, acc, tp, lat]))
 
 
-def in_child(args: list[str]) -> list:
-    """Run this script with ``args`` in a fresh process and return the JSON it prints last. Each
-    engine trains alone in its process: OpenBLAS's and PyTorch's thread pools never share one."""
-    out = subprocess.run([sys.executable, sys.argv[0], *args], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def child(which: str, recipe_name: str) -> None:
     """Train one epoch in this fresh process and print its peak RSS (MB)."""
     train, test = load_mnist("train", mnist_dir()), load_mnist("test", mnist_dir())
@@ -229,8 +222,9 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         common = ["--recipe", args.recipe, "--seeds", str(seed), "--target", str(args.target)]
-        o_epoch, o_reach, o_acc, o_tp, o_lat = in_child([*common, "--child", "train-ours"])
-        p_epoch, p_reach, p_acc, p_tp, p_lat = in_child([*common, "--child", "train-torch"])
+        # Each engine alone in its process: OpenBLAS's and PyTorch's thread pools never share one.
+        o_epoch, o_reach, o_acc, o_tp, o_lat = json.loads(in_fresh_process([*common, "--child", "train-ours"]))
+        p_epoch, p_reach, p_acc, p_tp, p_lat = json.loads(in_fresh_process([*common, "--child", "train-torch"]))
         rows.append([seed, f"{o_epoch:.2f}", f"{p_epoch:.2f}", f"{o_epoch / p_epoch:.2f}",
                      fmt(o_reach), fmt(p_reach), f"{o_acc:.2%}", f"{p_acc:.2%}"])
     out.append(table(["seed", "s/epoch digitlab", "s/epoch PyTorch", "ratio", f"s to {args.target:.1%} digitlab",

@@ -112,10 +112,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def in_fresh_process(args: list[str]) -> str:
+    """Run ``python <this script> args`` in a fresh process and return the last line it prints."""
+    out = subprocess.run([sys.executable, sys.argv[0], *args], capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
 def peak_rss_of(args: list[str]) -> float:
     """Run ``python <this script> args`` in a fresh process and return the peak RSS it reports."""
-    out = subprocess.run([sys.executable, sys.argv[0], *args], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return float(in_fresh_process(args))
 
 
 def table(headers: list[str], rows: list[list]) -> str:

@@ -80,6 +80,7 @@ class Sequential:
         for layer in self.layers:
             shape = layer.build(shape, self._init_rng)
         self.output_shape = shape
+        self._scratch_bytes = 4 * sum(layer.scratch_floats() for layer in self.layers)  # per input
         # Layers below the first one with weights need no input gradient: skip computing it.
         first = next((i for i, layer in enumerate(self.layers) if layer.params), len(self.layers))
         for i, layer in enumerate(self.layers):
@@ -261,44 +262,45 @@ class Sequential:
             good_weights = self._flat_params.copy()
             order = self._train_rng.permutation(n) if shuffle else np.arange(n)
             total_loss, correct, seen = 0.0, 0, 0
+
+            def report(batch, seen, loss_sum, right, lr):
+                batch_logs = {"batch": batch, "batches": steps, "loss": loss_sum / seen,
+                              "accuracy": right / seen, "lr": lr}
+                for cb in batch_callbacks:
+                    cb.on_batch_end(batch, batch_logs)
+
             if per_sample is not None:
                 base_lr = self.optimizer.base_lr
 
                 def lr_at(i):
                     return self.schedule(base_lr, e + i / steps, epochs)
 
-                def on_block(done, loss_sum, right):
-                    batch_logs = {"batch": done, "batches": steps, "loss": loss_sum / done,
-                                  "accuracy": right / done, "lr": lr_at(done - 1)}
-                    for cb in batch_callbacks:
-                        cb.on_batch_end(done, batch_logs)
+                def on_block(done, loss_sum, right):  # batches of one: samples done = batches done
+                    report(done, done, loss_sum, right, lr_at(done - 1))
 
                 try:
                     total_loss, correct = per_sample.epoch(x, y, order, lr_at, on_block if batch_callbacks else None)
                 except FloatingPointError:
                     self._flat_params[...] = good_weights
                     raise _diverged(f"epoch {epoch}", base_lr) from None
-                self.optimizer.lr = lr_at(steps - 1)
-                seen = n
-            for b in range(steps if per_sample is None else 0):
-                idx = order[b * batch_size : (b + 1) * batch_size]
-                xb, yb = x[idx], y[idx]
-                if augment is not None:
-                    xb = augment(xb, self._train_rng)
-                self.optimizer.lr = self.schedule(self.optimizer.base_lr, e + b / steps, epochs)
-                try:
-                    loss, right = self.train_step(xb, yb)
-                except FloatingPointError:
-                    self._flat_params[...] = good_weights
-                    raise _diverged(f"epoch {epoch}, batch {b + 1}", self.optimizer.lr) from None
-                total_loss += loss * len(idx)
-                correct += right
-                seen += len(idx)
-                if batch_callbacks:
-                    batch_logs = {"batch": b + 1, "batches": steps, "loss": total_loss / seen,
-                                  "accuracy": correct / seen, "lr": self.optimizer.lr}
-                    for cb in batch_callbacks:
-                        cb.on_batch_end(b + 1, batch_logs)
+                self.optimizer.lr, seen = lr_at(steps - 1), n
+            else:
+                for b in range(steps):
+                    idx = order[b * batch_size : (b + 1) * batch_size]
+                    xb, yb = x[idx], y[idx]
+                    if augment is not None:
+                        xb = augment(xb, self._train_rng)
+                    self.optimizer.lr = self.schedule(self.optimizer.base_lr, e + b / steps, epochs)
+                    try:
+                        loss, right = self.train_step(xb, yb)
+                    except FloatingPointError:
+                        self._flat_params[...] = good_weights
+                        raise _diverged(f"epoch {epoch}, batch {b + 1}", self.optimizer.lr) from None
+                    total_loss += loss * len(idx)
+                    correct += right
+                    seen += len(idx)
+                    if batch_callbacks:
+                        report(b + 1, seen, total_loss, correct, self.optimizer.lr)
             logs = {"epoch": epoch, "loss": total_loss / seen, "accuracy": correct / seen, "lr": self.optimizer.lr}
             if validation_data is not None:
                 val = self.evaluate(*validation_data)
@@ -319,8 +321,7 @@ class Sequential:
         """The batch size `predict_proba` uses by default: 2048 inputs, fewer where the layers' work
         memory (each convolution keeps its patch matrix) would pass INFERENCE_BYTES."""
         self._require_built()
-        per_input = 4 * sum(layer.scratch_floats() for layer in self.layers)
-        return int(np.clip(INFERENCE_BYTES // max(per_input, 1), 32, 2048))
+        return min(max(INFERENCE_BYTES // max(self._scratch_bytes, 1), 32), 2048)
 
     def predict_proba(self, x, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, N x 10 float32, for inputs N x input_shape (e.g. uint8 N x 28 x 28),
