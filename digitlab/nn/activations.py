@@ -7,17 +7,22 @@ import numpy as np
 
 from ..errors import ModelError
 from .layers import Layer
+from .threads import row_work, split
 
 
 class ReLU(Layer):
     """max(x, 0); derivative 1 where the output is positive."""
 
     def forward(self, x, training=False):
-        self.y = np.maximum(x, 0)
-        return self.y
+        y = self.y = np.empty_like(x)
+        split(lambda lo, hi: np.maximum(x[lo:hi], 0, out=y[lo:hi]), len(x), row_work(x))
+        return y
 
     def backward(self, grad):
-        grad *= self.y > 0
+        def mask(lo, hi):
+            grad[lo:hi] *= self.y[lo:hi] > 0
+
+        split(mask, len(grad), row_work(grad, 2))
         return grad
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import ModelError
 from .initializers import get_initializer
 from .layers import Layer, _positive_int, column_sums
+from .threads import row_work, split
 
 
 def _same_padding(size: int, k: int, s: int) -> tuple[int, int, int]:
@@ -99,62 +100,82 @@ class Conv2D(Layer):
             buf.fill(0)
         return buf
 
-    def _im2col(self, name: str, padded: np.ndarray, oh: int, ow: int, stride: int) -> np.ndarray:
-        """Patch matrix (N*OH*OW) x (k*k*C) of a padded N x HP x WP x C array: row r holds the
-        k*k input rows (of C values each) that output position r sees, tap by tap."""
-        n, hp, wp, c = padded.shape
-        k = self.kernel_size
-        key = (n, hp, wp, oh, ow, stride)
-        cached_key, index = self._buffers.get(("index", name), (None, None))
-        if cached_key != key:  # one index per name, like the work arrays: a new batch size replaces it
+    def _patch_index(self, n: int, hp: int, wp: int) -> np.ndarray:
+        """For each row of the patch matrix of N padded inputs (N*OH*OW*k*k entries, sample by
+        sample, tap by tap), the row of the padded input seen as an (N*HP*WP) x C table."""
+        oh, ow, _ = self.output_shape
+        k, s = self.kernel_size, self.stride
+        key = (n, hp, wp)
+        cached_key, index = self._buffers.get("index", (None, None))
+        if cached_key != key:  # one index, like the work arrays: a new batch size replaces it
             # flat row of input (n, s*y + i, s*x + j) = (n*hp + s*y)*wp + s*x  +  i*wp + j
-            base = ((np.arange(n)[:, None, None] * hp + stride * np.arange(oh)[None, :, None]) * wp
-                    + stride * np.arange(ow)[None, None, :]).reshape(-1, 1)
+            base = ((np.arange(n)[:, None, None] * hp + s * np.arange(oh)[None, :, None]) * wp
+                    + s * np.arange(ow)[None, None, :]).reshape(-1, 1)
             taps = (np.arange(k)[:, None] * wp + np.arange(k)[None, :]).reshape(1, -1)
             index = (base + taps).reshape(-1)
-            self._buffers[("index", name)] = (key, index)
-        cols = self._buffer(name, (index.size, c), padded.dtype)
-        np.take(padded.reshape(-1, c), index, axis=0, out=cols)
-        return cols.reshape(n * oh * ow, k * k * c)
-
-    def _pad(self, name: str, x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
-        if not (top or bottom or left or right):
-            return np.ascontiguousarray(x)
-        n, h, w, c = x.shape
-        padded = self._buffer(name, (n, h + top + bottom, w + left + right, c), x.dtype)
-        padded[:, top : top + h, left : left + w] = x
-        return padded
+            self._buffers["index"] = (key, index)
+        return index
 
     def forward(self, x, training=False):
         n = len(x)
-        oh, ow, f = self.output_shape
-        padded = self._pad("padded", x, self.pad_top, self.pad_bottom, self.pad_left, self.pad_right)
-        self.cols = self._im2col("cols", padded, oh, ow, self.stride)
-        y = self.cols @ self.params[0].reshape(-1, f)
-        if self.use_bias:
-            y += self.params[1]
+        (h, w, c), (oh, ow, f) = self.input_shape, self.output_shape
+        top, left = self.pad_top, self.pad_left
+        hp, wp = h + top + self.pad_bottom, w + left + self.pad_right
+        pad = (hp, wp) != (h, w)
+        padded = self._buffer("padded", (n, hp, wp, c), x.dtype) if pad else np.ascontiguousarray(x)
+        index = self._patch_index(n, hp, wp)
+        rows, taps = oh * ow, self.kernel_size ** 2
+        cols = self._buffer("cols", (n * rows, taps * c), x.dtype)
+        y = np.empty((n * rows, f), np.result_type(x.dtype, self.params[0].dtype))
+        kernel = self.params[0].reshape(-1, f)
+
+        def samples(lo, hi):  # pad, gather the patches, multiply: all of it for samples lo..hi
+            if pad:  # the border stays zero from the buffer's creation
+                padded[lo:hi, top : top + h, left : left + w] = x[lo:hi]
+            np.take(padded.reshape(-1, c), index[lo * rows * taps : hi * rows * taps], axis=0,
+                    out=cols[lo * rows : hi * rows].reshape(-1, c))
+            np.matmul(cols[lo * rows : hi * rows], kernel, out=y[lo * rows : hi * rows])
+            if self.use_bias:
+                y[lo * rows : hi * rows] += self.params[1]
+
+        split(samples, n, rows * taps * c)
+        self.cols = cols
         return y.reshape(n, oh, ow, f)
 
     def backward(self, grad):
         n = len(grad)
         k, (h, w, c) = self.kernel_size, self.input_shape
         oh, ow, f = self.output_shape
+        rows = oh * ow
         g = grad.reshape(-1, f)
-        np.matmul(self.cols.T, g, out=self.grads[0].reshape(-1, f))
-        if self.use_bias:
-            column_sums(g, out=self.grads[1])
-        if not self.need_input_grad:
-            return None
+        need_input = self.need_input_grad
         s, kernel = self.stride, self.params[0]
-        hp, wp = h + self.pad_top + self.pad_bottom, w + self.pad_left + self.pad_right
-        dpadded = self._buffer("grad_padded", (n, hp, wp, c), grad.dtype, zero=True)
-        tap_grad = self._buffer("tap_grad", (n * oh * ow, c), grad.dtype)
-        for i in range(k):
-            for j in range(k):
-                np.matmul(g, kernel[i, j].T, out=tap_grad)
-                target = dpadded[:, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s, :]
-                target += tap_grad.reshape(n, oh, ow, c)
-        return dpadded[:, self.pad_top : self.pad_top + h, self.pad_left : self.pad_left + w]
+        top, left = self.pad_top, self.pad_left
+        hp, wp = h + top + self.pad_bottom, w + left + self.pad_right
+        if need_input:
+            dpadded = self._buffer("grad_padded", (n, hp, wp, c), grad.dtype)
+            tap_grad = self._buffer("tap_grad", (n * rows, c), grad.dtype)
+
+        def samples(lo, hi):
+            """This slice's share of the kernel and bias gradients, and its inputs' gradient."""
+            gs = g[lo * rows : hi * rows]
+            parts = (self.cols[lo * rows : hi * rows].T @ gs, column_sums(gs) if self.use_bias else None)
+            if need_input:
+                d, t = dpadded[lo:hi], tap_grad[lo * rows : hi * rows]
+                d.fill(0)
+                for i in range(k):
+                    for j in range(k):
+                        np.matmul(gs, kernel[i, j].T, out=t)
+                        d[:, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s, :] += t.reshape(hi - lo, oh, ow, c)
+            return parts
+
+        parts = split(samples, n, rows * k * k * max(c, f))
+        np.sum([p[0] for p in parts], axis=0, out=self.grads[0].reshape(-1, f))
+        if self.use_bias:
+            np.sum([p[1] for p in parts], axis=0, out=self.grads[1])
+        if not need_input:
+            return None
+        return dpadded[:, top : top + h, left : left + w]
 
     def get_config(self):
         return {"filters": self.filters, "kernel_size": self.kernel_size, "stride": self.stride,
@@ -266,15 +287,27 @@ class BatchNorm(Layer):
             self.centred = None
             self.x = x
             scale = gamma * self.inv_std
-            y = x * scale
-            y += beta - running_mean * scale
+            shift = beta - running_mean * scale
+            y = np.empty_like(x)
+
+            def affine(lo, hi):
+                np.multiply(x[lo:hi], scale, out=y[lo:hi])
+                y[lo:hi] += shift
+
+            split(affine, len(x), row_work(x, 2))
             return y
-        # Channel sums by BLAS (`column_sums`); four passes over the activations in all.
+        # Two reductions (channel sums by BLAS, `column_sums`) and a pass to normalise, each split
+        # over the rows.
         x2 = x.reshape(-1, x.shape[-1])
-        count = len(x2)
-        mean = column_sums(x2) / count
-        centred = x2 - mean
-        var = column_sums(centred * centred) / count
+        count, c = x2.shape
+        mean = np.sum(split(lambda lo, hi: column_sums(x2[lo:hi]), count, c), axis=0) / count
+        centred = np.empty_like(x2)
+
+        def centre(lo, hi):
+            np.subtract(x2[lo:hi], mean, out=centred[lo:hi])
+            return column_sums(np.square(centred[lo:hi]))
+
+        var = np.sum(split(centre, count, 2 * c), axis=0) / count
         m = self.momentum
         running_mean *= m
         running_mean += (1 - m) * mean
@@ -282,29 +315,49 @@ class BatchNorm(Layer):
         running_var += (1 - m) * var * (count / max(count - 1, 1))
         self.inv_std = 1 / np.sqrt(var + self.eps)
         self.centred = centred  # xhat = centred * inv_std, never stored separately
-        y = centred * (gamma * self.inv_std)
-        y += beta
+        scale = gamma * self.inv_std
+        y = np.empty_like(centred)
+
+        def normalise(lo, hi):
+            np.multiply(centred[lo:hi], scale, out=y[lo:hi])
+            y[lo:hi] += beta
+
+        split(normalise, count, c)
         return y.reshape(x.shape)
 
     def backward(self, grad):
         gamma = self.params[0]
         g = grad.reshape(-1, grad.shape[-1])
+        count, c = g.shape
         centred = self.centred if self.centred is not None else self.x.reshape(g.shape) - self.state[0]
-        column_sums(g, out=self.grads[1])
-        g_centred = g * centred
-        column_sums(g_centred, out=self.grads[0])
+        g_centred = np.empty_like(g)
+
+        def sums(lo, hi):  # this slice's sums of g and of g * centred, per channel
+            np.multiply(g[lo:hi], centred[lo:hi], out=g_centred[lo:hi])
+            return column_sums(g[lo:hi]), column_sums(g_centred[lo:hi])
+
+        parts = split(sums, count, 2 * c)
+        np.sum([p[0] for p in parts], axis=0, out=self.grads[1])
+        np.sum([p[1] for p in parts], axis=0, out=self.grads[0])
         self.grads[0] *= self.inv_std  # d loss / d gamma = sum g xhat
         if not self.need_input_grad:
             return None
         scale = gamma * self.inv_std
         if self.centred is None:  # inference mode: fixed statistics, an affine map per channel
             return grad * scale
-        count = len(g)
         # d loss / d x = gamma inv_std (g - mean(g) - xhat mean(g xhat)), the means over the batch
-        dx = g - self.grads[1] / count
-        dx *= scale
-        np.multiply(centred, scale * self.inv_std * self.grads[0] / count, out=g_centred)
-        dx -= g_centred
+        mean_g = self.grads[1] / count
+        xhat_coef = scale * self.inv_std * self.grads[0] / count
+        dx = np.empty_like(g)
+
+        def input_grad(lo, hi):
+            d = dx[lo:hi]
+            np.subtract(g[lo:hi], mean_g, out=d)
+            d *= scale
+            np.multiply(centred[lo:hi], xhat_coef, out=g_centred[lo:hi])
+            d -= g_centred[lo:hi]
+
+        split(input_grad, count, 3 * c)
         return dx.reshape(grad.shape)
 
     def get_config(self):

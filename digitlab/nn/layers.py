@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .initializers import get_initializer
+from .threads import matmul
 
 
 class Layer:
@@ -100,19 +101,28 @@ class Dense(Layer):
 
     def forward(self, x, training=False):
         self.x = x
-        y = x @ self.params[0]
+        W = self.params[0]
+        if len(x) == 1:  # one input (serving, per-sample training): no slices, no extra array
+            y = x @ W
+        else:
+            y = matmul(x, W, np.empty((len(x), self.units), np.result_type(x.dtype, W.dtype)))
         if self.use_bias:
             y += self.params[1]
         return y
 
     def backward(self, grad):
+        x, W, dW = self.x, self.params[0], self.grads[0]
         if len(grad) == 1:  # numpy's matmul takes a slow path for an outer product; dot does not
-            np.dot(self.x.T, grad, out=self.grads[0])
+            np.dot(x.T, grad, out=dW)
         else:
-            np.matmul(self.x.T, grad, out=self.grads[0])
+            matmul(x.T, grad, dW)
         if self.use_bias:
             column_sums(grad, out=self.grads[1])
-        return grad @ self.params[0].T if self.need_input_grad else None
+        if not self.need_input_grad:
+            return None
+        if len(grad) == 1:
+            return grad @ W.T
+        return matmul(grad, W.T, np.empty((len(grad), len(W)), np.result_type(grad.dtype, W.dtype)))
 
     def get_config(self):
         return {"units": self.units, "init": self.init, "bias_init": self.bias_init, "use_bias": self.use_bias}

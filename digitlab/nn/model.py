@@ -15,6 +15,7 @@ from .losses import get_loss, loss_name
 from .optimizers import Optimizer, get_optimizer, optimizer_name
 from .persample import plan as per_sample_plan
 from .schedules import get_schedule, schedule_name
+from .threads import using_engine_threads
 
 # Every layer type a model file may name, by class name.
 LAYERS: dict[str, type[layers.Layer]] = {
@@ -200,6 +201,7 @@ class Sequential:
         self.optimizer.step(scaled=scale != 1.0)
         return loss, int(np.count_nonzero(out.argmax(axis=1) == y))
 
+    @using_engine_threads
     def fit(
         self,
         x,
@@ -323,6 +325,7 @@ class Sequential:
         self._require_built()
         return min(max(INFERENCE_BYTES // max(self._scratch_bytes, 1), 32), 2048)
 
+    @using_engine_threads
     def predict_proba(self, x, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, N x 10 float32, for inputs N x input_shape (e.g. uint8 N x 28 x 28),
         computed ``batch_size`` inputs at a time (default: `inference_batch`)."""

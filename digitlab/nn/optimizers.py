@@ -20,6 +20,13 @@ import math
 import numpy as np
 
 from ..errors import ModelError
+from .threads import row_work, split
+
+
+def _sliced(update, arrays, passes: int) -> None:
+    """``update(*arrays)`` done slice by slice (along the first axis) on the engine's threads:
+    element-wise, so the slices are independent."""
+    split(lambda lo, hi: update(*(a[lo:hi] for a in arrays)), len(arrays[0]), row_work(arrays[0], passes))
 
 
 class Optimizer:
@@ -84,14 +91,14 @@ class SGD(Optimizer):
         if scaled and self.momentum:
             raise ModelError("SGD with momentum cannot take pre-scaled gradients")
         lr, mu = np.float32(self.lr), np.float32(self.momentum)
-        for i, (p, g, tmp) in enumerate(zip(self.params, self.grads, self._tmp)):
-            if not mu:  # p -= lr g + lr wd p
-                if not scaled:
-                    np.multiply(g, lr, out=g)  # the gradient buffer is rewritten by the next backward
-                p -= self._decayed(p, g, tmp, self.lr)
-                continue
+
+        def plain(p, g, tmp):  # p -= lr g + lr wd p
+            if not scaled:
+                np.multiply(g, lr, out=g)  # the gradient buffer is rewritten by the next backward
+            p -= self._decayed(p, g, tmp, self.lr)
+
+        def with_momentum(p, g, tmp, v):
             g = self._decayed(p, g, tmp)
-            v = self.velocity[i]
             v *= mu
             v += g
             if self.nesterov:
@@ -102,6 +109,13 @@ class SGD(Optimizer):
                 direction = v
             np.multiply(direction, lr, out=tmp)
             p -= tmp
+
+        if mu:
+            for arrays in zip(self.params, self.grads, self._tmp, self.velocity):
+                _sliced(with_momentum, arrays, passes=8)
+        else:
+            for arrays in zip(self.params, self.grads, self._tmp):
+                _sliced(plain, arrays, passes=3)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -135,7 +149,8 @@ class Adam(Optimizer):
         # one shift, no separate bias-corrected copies of m and v.
         step_size = np.float32(self.lr * math.sqrt(bc2) / bc1)
         eps = np.float32(self.eps * math.sqrt(bc2))
-        for p, g, m, v, tmp in zip(self.params, self.grads, self.m, self.v, self._tmp):
+
+        def update(p, g, m, v, tmp):
             g = self._decayed(p, g, tmp)
             m -= g  # m = b1 (m - g) + g = b1 m + (1 - b1) g, in place
             m *= b1
@@ -149,6 +164,9 @@ class Adam(Optimizer):
             np.divide(m, tmp, out=tmp)
             tmp *= step_size
             p -= tmp
+
+        for arrays in zip(self.params, self.grads, self.m, self.v, self._tmp):
+            _sliced(update, arrays, passes=14)
 
     def get_config(self):
         return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
