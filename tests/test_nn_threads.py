@@ -40,10 +40,11 @@ def test_split_runs_the_slices_at_the_same_time(sliced):
     assert len({ident for ident, _, _ in seen}) == 3 and seen[0][0] == threading.get_ident()
 
 
-def test_split_inside_a_slice_stays_in_that_thread(sliced):
+def test_split_inside_a_slice_runs_whole(sliced):
     inner = threads.split(lambda lo, hi: threads.split(lambda a, b: (a, b), 6), 6)
-    assert inner[0] == [(0, 2), (2, 4), (4, 6)]  # the calling thread may slice again
-    assert inner[1] == inner[2] == [(0, 6)]  # a pool thread does not wait on the pool
+    # The workers are taken: a slice (in the calling thread or a worker) runs its own split whole.
+    assert inner == [[(0, 6)]] * 3
+    assert threads.split(lambda a, b: (a, b), 6) == [(0, 2), (2, 4), (4, 6)]  # and they are given back
 
 
 def test_an_error_in_any_slice_is_raised_after_every_slice_finished(sliced):

@@ -9,9 +9,10 @@ as im2col + one matrix multiply, and NHWC is what makes that cheap here:
   sliding-window view;
 * the product ``cols (N*OH*OW, kh*kw*C) @ W (kh*kw*C, F)`` comes out already in NHWC order, so no
   transpose follows; the backward pass is two more products of the same shapes;
-* the whole batch goes through a single large GEMM, which OpenBLAS runs at a good fraction of the
-  CPU's peak (~150 GFLOP/s on this 2-core AVX-512 machine), where sliding-window einsums or a
-  Python loop over filters stay far below it. Winograd would save multiplications for 3x3
+* each core's slice of the batch (see `digitlab.nn.threads`) goes through one large GEMM, padded,
+  gathered and multiplied by the same thread while its slice is still in that core's cache.
+  OpenBLAS runs such products near the CPU's peak (~170 GFLOP/s on this 2-core AVX-512
+  machine), where sliding-window einsums or a Python loop over filters stay far below it. Winograd would save multiplications for 3x3
   kernels but needs transforms whose NumPy cost outweighs the gain at MNIST's sizes.
 
 The input gradient is computed tap by tap: for each kernel position (i, j) one GEMM
@@ -91,13 +92,11 @@ class Conv2D(Layer):
         oh, ow, _ = self.output_shape
         return oh * ow * self.kernel_size ** 2 * self.input_shape[2]
 
-    def _buffer(self, name: str, shape, dtype=np.float32, zero: bool = False) -> np.ndarray:
+    def _buffer(self, name: str, shape, dtype=np.float32) -> np.ndarray:
         """A named work array reused across batches of the same shape (borders stay zero)."""
         buf = self._buffers.get(name)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = self._buffers[name] = np.zeros(shape, dtype)
-        elif zero:
-            buf.fill(0)
         return buf
 
     def _patch_index(self, n: int, hp: int, wp: int) -> np.ndarray:
