@@ -12,8 +12,9 @@ as im2col + one matrix multiply, and NHWC is what makes that cheap here:
 * each core's slice of the batch (see `digitlab.nn.threads`) goes through one large GEMM, padded,
   gathered and multiplied by the same thread while its slice is still in that core's cache.
   OpenBLAS runs such products near the CPU's peak (~170 GFLOP/s on this 2-core AVX-512
-  machine), where sliding-window einsums or a Python loop over filters stay far below it. Winograd would save multiplications for 3x3
-  kernels but needs transforms whose NumPy cost outweighs the gain at MNIST's sizes.
+  machine), where sliding-window einsums or a Python loop over filters stay far below it.
+  Winograd would save multiplications for 3x3 kernels but needs transforms whose NumPy cost
+  outweighs the gain at MNIST's sizes.
 
 The input gradient is computed tap by tap: for each kernel position (i, j) one GEMM
 ``grad (N*OH*OW, F) @ W[i, j].T (F, C)`` whose result is added onto the input positions that tap
@@ -32,7 +33,7 @@ import numpy as np
 from ..errors import ModelError
 from .initializers import get_initializer
 from .layers import Layer, _positive_int, column_sums
-from .threads import row_work, split
+from .threads import row_work, split, split_sum
 
 
 def _same_padding(size: int, k: int, s: int) -> tuple[int, int, int]:
@@ -78,6 +79,7 @@ class Conv2D(Layer):
             self.pad_top = self.pad_bottom = self.pad_left = self.pad_right = 0
             if oh < 1 or ow < 1:
                 raise ModelError(f"Conv2D: a {k}x{k} kernel does not fit a {h}x{w} input with 'valid' padding")
+        self.padded_hw = (h + self.pad_top + self.pad_bottom, w + self.pad_left + self.pad_right)
         fan_in = k * k * c
         self.params = [get_initializer(self.init)((k, k, c, self.filters), fan_in, k * k * self.filters, rng)]
         if self.use_bias:
@@ -99,30 +101,29 @@ class Conv2D(Layer):
             buf = self._buffers[name] = np.zeros(shape, dtype)
         return buf
 
-    def _patch_index(self, n: int, hp: int, wp: int) -> np.ndarray:
+    def _patch_index(self, n: int) -> np.ndarray:
         """For each row of the patch matrix of N padded inputs (N*OH*OW*k*k entries, sample by
         sample, tap by tap), the row of the padded input seen as an (N*HP*WP) x C table."""
         oh, ow, _ = self.output_shape
-        k, s = self.kernel_size, self.stride
-        key = (n, hp, wp)
-        cached_key, index = self._buffers.get("index", (None, None))
-        if cached_key != key:  # one index, like the work arrays: a new batch size replaces it
+        (hp, wp), k, s = self.padded_hw, self.kernel_size, self.stride
+        cached_n, index = self._buffers.get("index", (None, None))
+        if cached_n != n:  # one index, like the work arrays: a new batch size replaces it
             # flat row of input (n, s*y + i, s*x + j) = (n*hp + s*y)*wp + s*x  +  i*wp + j
             base = ((np.arange(n)[:, None, None] * hp + s * np.arange(oh)[None, :, None]) * wp
                     + s * np.arange(ow)[None, None, :]).reshape(-1, 1)
             taps = (np.arange(k)[:, None] * wp + np.arange(k)[None, :]).reshape(1, -1)
             index = (base + taps).reshape(-1)
-            self._buffers["index"] = (key, index)
+            self._buffers["index"] = (n, index)
         return index
 
     def forward(self, x, training=False):
         n = len(x)
         (h, w, c), (oh, ow, f) = self.input_shape, self.output_shape
         top, left = self.pad_top, self.pad_left
-        hp, wp = h + top + self.pad_bottom, w + left + self.pad_right
+        hp, wp = self.padded_hw
         pad = (hp, wp) != (h, w)
         padded = self._buffer("padded", (n, hp, wp, c), x.dtype) if pad else np.ascontiguousarray(x)
-        index = self._patch_index(n, hp, wp)
+        index = self._patch_index(n)
         rows, taps = oh * ow, self.kernel_size ** 2
         cols = self._buffer("cols", (n * rows, taps * c), x.dtype)
         y = np.empty((n * rows, f), np.result_type(x.dtype, self.params[0].dtype))
@@ -150,15 +151,14 @@ class Conv2D(Layer):
         need_input = self.need_input_grad
         s, kernel = self.stride, self.params[0]
         top, left = self.pad_top, self.pad_left
-        hp, wp = h + top + self.pad_bottom, w + left + self.pad_right
         if need_input:
-            dpadded = self._buffer("grad_padded", (n, hp, wp, c), grad.dtype)
+            dpadded = self._buffer("grad_padded", (n, *self.padded_hw, c), grad.dtype)
             tap_grad = self._buffer("tap_grad", (n * rows, c), grad.dtype)
 
         def samples(lo, hi):
             """This slice's share of the kernel and bias gradients, and its inputs' gradient."""
             gs = g[lo * rows : hi * rows]
-            parts = (self.cols[lo * rows : hi * rows].T @ gs, column_sums(gs) if self.use_bias else None)
+            parts = (self.cols[lo * rows : hi * rows].T @ gs, *((column_sums(gs),) if self.use_bias else ()))
             if need_input:
                 d, t = dpadded[lo:hi], tap_grad[lo * rows : hi * rows]
                 d.fill(0)
@@ -168,10 +168,8 @@ class Conv2D(Layer):
                         d[:, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s, :] += t.reshape(hi - lo, oh, ow, c)
             return parts
 
-        parts = split(samples, n, rows * k * k * max(c, f))
-        np.sum([p[0] for p in parts], axis=0, out=self.grads[0].reshape(-1, f))
-        if self.use_bias:
-            np.sum([p[1] for p in parts], axis=0, out=self.grads[1])
+        for grad_param, total in zip(self.grads, split_sum(samples, n, rows * k * k * max(c, f))):
+            grad_param[...] = total.reshape(grad_param.shape)
         if not need_input:
             return None
         return dpadded[:, top : top + h, left : left + w]
@@ -299,14 +297,14 @@ class BatchNorm(Layer):
         # over the rows.
         x2 = x.reshape(-1, x.shape[-1])
         count, c = x2.shape
-        mean = np.sum(split(lambda lo, hi: column_sums(x2[lo:hi]), count, c), axis=0) / count
+        mean = split_sum(lambda lo, hi: column_sums(x2[lo:hi]), count, c) / count
         centred = np.empty_like(x2)
 
         def centre(lo, hi):
             np.subtract(x2[lo:hi], mean, out=centred[lo:hi])
             return column_sums(np.square(centred[lo:hi]))
 
-        var = np.sum(split(centre, count, 2 * c), axis=0) / count
+        var = split_sum(centre, count, 2 * c) / count
         m = self.momentum
         running_mean *= m
         running_mean += (1 - m) * mean
@@ -335,10 +333,9 @@ class BatchNorm(Layer):
             np.multiply(g[lo:hi], centred[lo:hi], out=g_centred[lo:hi])
             return column_sums(g[lo:hi]), column_sums(g_centred[lo:hi])
 
-        parts = split(sums, count, 2 * c)
-        np.sum([p[0] for p in parts], axis=0, out=self.grads[1])
-        np.sum([p[1] for p in parts], axis=0, out=self.grads[0])
-        self.grads[0] *= self.inv_std  # d loss / d gamma = sum g xhat
+        sum_g, sum_g_centred = split_sum(sums, count, 2 * c)
+        self.grads[1][...] = sum_g
+        np.multiply(sum_g_centred, self.inv_std, out=self.grads[0])  # d loss / d gamma = sum g xhat
         if not self.need_input_grad:
             return None
         scale = gamma * self.inv_std

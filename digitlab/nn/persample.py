@@ -46,10 +46,9 @@ def plan(model) -> "PerSample | None":
     if not isinstance(opt, SGD) or opt.momentum or opt.weight_decay:
         return None
     stack = list(model.layers)
-    scale, offset = 1.0, 0.0
+    rescaling = None
     if stack and isinstance(stack[0], layers.Rescaling):
-        scale, offset = stack[0].scale, stack[0].offset
-        stack = stack[1:]
+        rescaling, stack = stack[0], stack[1:]
     if stack and isinstance(stack[0], layers.Flatten):
         stack = stack[1:]
     if len(stack) < 2 or len(stack) % 2:
@@ -65,15 +64,14 @@ def plan(model) -> "PerSample | None":
         return None
     if not all(type(a) in _ACTIVATIONS for a in acts[:-1]):
         return None
-    return PerSample(dense, acts, loss, scale, offset)
+    return PerSample(dense, acts, loss, rescaling)
 
 
 class PerSample:
     """Exact per-sample SGD over a dense network's layers (see the module docstring)."""
 
-    def __init__(self, dense, acts, loss, scale: float, offset: float):
-        self.dense, self.acts, self.loss = dense, acts, loss
-        self.scale, self.offset = np.float32(scale), np.float32(offset)
+    def __init__(self, dense, acts, loss, rescaling: layers.Rescaling | None):
+        self.dense, self.acts, self.loss, self.rescaling = dense, acts, loss, rescaling
 
     def epoch(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, lr_at: Callable[[int], float],
               on_block: Callable[[int, float, int], None] | None = None) -> tuple[float, int]:
@@ -92,10 +90,8 @@ class PerSample:
         n = len(order)
         for start in range(0, n, BLOCK):
             idx = order[start : start + BLOCK]
-            xb = x[idx].reshape(len(idx), -1).astype(np.float32)
-            xb *= self.scale
-            if self.offset:
-                xb += self.offset
+            xb = x[idx].reshape(len(idx), -1)
+            xb = self.rescaling.forward(xb) if self.rescaling else xb.astype(np.float32)
             a0 = xb @ W0  # first-layer inputs under the weights at the start of the block
             gram = xb @ xb.T
             updates = np.zeros_like(a0)  # row k: -lr delta of sample k for the first layer
