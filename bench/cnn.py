@@ -221,10 +221,10 @@ def main() -> None:
                "accuracy, checked every 1/8 epoch with the clock stopped, first reaches it.\n")
     rows = []
     for seed in args.seeds:
-        common = ["--recipe", args.recipe, "--seeds", str(seed), "--target", str(args.target)]
+        child_args = ["--recipe", args.recipe, "--seeds", str(seed), "--target", str(args.target)]
         # Each engine alone in its process: OpenBLAS's and PyTorch's thread pools never share one.
-        o_epoch, o_reach, o_acc, o_tp, o_lat = json.loads(in_fresh_process([*common, "--child", "train-ours"]))
-        p_epoch, p_reach, p_acc, p_tp, p_lat = json.loads(in_fresh_process([*common, "--child", "train-torch"]))
+        o_epoch, o_reach, o_acc, o_tp, o_lat = json.loads(in_fresh_process([*child_args, "--child", "train-ours"]))
+        p_epoch, p_reach, p_acc, p_tp, p_lat = json.loads(in_fresh_process([*child_args, "--child", "train-torch"]))
         rows.append([seed, f"{o_epoch:.2f}", f"{p_epoch:.2f}", f"{o_epoch / p_epoch:.2f}",
                      fmt(o_reach), fmt(p_reach), f"{o_acc:.2%}", f"{p_acc:.2%}"])
     out.append(table(["seed", "s/epoch digitlab", "s/epoch PyTorch", "ratio", f"s to {args.target:.1%} digitlab",
