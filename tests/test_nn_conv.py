@@ -82,6 +82,18 @@ def test_batchnorm_training_gradients_and_statistics(shape):
     np.testing.assert_allclose(out.var(axis=axes), 1, rtol=1e-3)
 
 
+def test_batchnorm_statistics_keep_float32_precision_far_from_zero():
+    """The batch statistics must not lose the variance when the mean dwarfs it (as a one-pass
+    sum-of-squares formula would in float32)."""
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((3000, 4)) * [1, 0.01, 5, 1] + [1000, 50, -300, 0]).astype(np.float32)
+    exact = (x - x.astype(np.float64).mean(0)) / np.sqrt(x.astype(np.float64).var(0) + BatchNorm().eps)
+    layer = BatchNorm(momentum=0.0)
+    layer.build((4,), np.random.default_rng(0))
+    np.testing.assert_allclose(layer.forward(x, training=True), exact, atol=2e-3)
+    np.testing.assert_allclose(layer.state[1], x.astype(np.float64).var(0, ddof=1), rtol=1e-3)
+
+
 def test_batchnorm_inference_gradients_and_running_stats():
     layer = BatchNorm(momentum=0.0)
     layer.build((3,), np.random.default_rng(0))
