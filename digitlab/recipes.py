@@ -143,6 +143,34 @@ def _cnn():
             Dense(10, init="glorot_uniform"), Softmax()]
 
 
+def _cnn_deep():
+    # Seven convolutions after the best-known Kaggle MNIST network (C. Deotte, 2018): pairs of
+    # 'valid' 3x3 convolutions, each pair followed by a 5x5 stride-2 one instead of pooling,
+    # 28 -> 26 -> 24 -> 12 -> 10 -> 8 -> 4, then a 4x4 convolution down to 1x1x128.
+    return [Rescaling(1 / 255), Reshape((28, 28, 1)),
+            Conv2D(32, 3, padding="valid"), BatchNorm(), ReLU(),
+            Conv2D(32, 3, padding="valid"), BatchNorm(), ReLU(),
+            Conv2D(32, 5, stride=2), BatchNorm(), ReLU(), Dropout(0.4),
+            Conv2D(64, 3, padding="valid"), BatchNorm(), ReLU(),
+            Conv2D(64, 3, padding="valid"), BatchNorm(), ReLU(),
+            Conv2D(64, 5, stride=2), BatchNorm(), ReLU(), Dropout(0.4),
+            Conv2D(128, 4, padding="valid"), BatchNorm(), ReLU(),
+            Flatten(), Dropout(0.4), Dense(10, init="glorot_uniform"), Softmax()]
+
+
+_CNN = Recipe(
+    name="cnn",
+    summary="digitlab's best single CNN: 4 conv layers with batch norm, dropout, augmentation, one-cycle",
+    layers=_cnn,
+    optimizer={"name": "adam", "lr": 3e-3},
+    schedule={"name": "onecycle"},
+    epochs=15,
+    batch_size=128,
+    augment={"shift": 2.0, "rotate": 10.0, "scale": 0.1},
+    target=0.996,
+)
+
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in [
@@ -199,16 +227,22 @@ RECIPES: dict[str, Recipe] = {
             batch_size=128,
             target=0.99,
         ),
-        Recipe(
-            name="cnn",
-            summary="digitlab's best single CNN: 4 conv layers with batch norm, dropout, augmentation, one-cycle",
-            layers=_cnn,
-            optimizer={"name": "adam", "lr": 3e-3},
-            schedule={"name": "onecycle"},
-            epochs=15,
-            batch_size=128,
-            augment={"shift": 2.0, "rotate": 10.0, "scale": 0.1},
-            target=0.996,
+        _CNN,
+        # Variants of cnn's training with another network or augmentation, as ensemble members.
+        replace(
+            _CNN,
+            name="cnn-deep",
+            summary="7 conv layers after the best-known Kaggle MNIST network, batch norm, dropout 0.4, augmentation",
+            layers=_cnn_deep,
+            source="digitlab, after C. Deotte's 'How to choose CNN architecture MNIST' (Kaggle, 2018)",
+        ),
+        replace(
+            _CNN,
+            name="cnn-elastic",
+            summary="the cnn recipe with elastic distortion added to its augmentation (measured: worse alone and in ensembles)",
+            augment={**_CNN.augment, "elastic": 24.0, "elastic_sigma": 4.0},
+            notes="elastic distortion after Simard et al. (2003): smooth random fields, sigma 4 px, strength 24; "
+                  "99.35% and 99.43% for seeds 0 and 1 against 99.60-99.68% for cnn",
         ),
         Recipe(
             name="digits-cnn",

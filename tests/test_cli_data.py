@@ -26,6 +26,21 @@ def test_show_writes_a_readable_grid(tmp_path, capsys):
     assert pixels.std() > 20  # the digits are drawn, not a blank canvas
 
 
+def test_show_draws_a_recipes_distortions(tmp_path, capsys):
+    folder = write_mnist_folder(tmp_path / "m")
+    plain, bent, again = (tmp_path / f"{name}.png" for name in ("plain", "bent", "again"))
+    base = ["data", "show", "--data-dir", str(folder), "--n", "9"]
+    assert main([*base, "--out", str(plain)]) == 0
+    assert main([*base, "--out", str(bent), "--augment", "cnn-elastic", "--seed", "3"]) == 0
+    assert main([*base, "--out", str(again), "--augment", "cnn-elastic", "--seed", "3"]) == 0
+    pixels = [np.asarray(Image.open(p).convert("L")) for p in (plain, bent, again)]
+    assert not np.array_equal(pixels[0], pixels[1])
+    np.testing.assert_array_equal(pixels[1], pixels[2])
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "x.png"), "--augment", "mlp"]) == 2
+    assert "undistorted" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
 def test_bad_dataset_is_one_line_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -60,15 +60,29 @@ def show(
     start: int = typer.Option(0, min=0, help="Index of the first image."),
     out: Path = typer.Option(Path("mnist-samples.png"), "--out", "-o", help="PNG file to write."),
     data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
+    augment: Optional[str] = typer.Option(
+        None, help="Draw the images as this recipe's training distorts them (cnn, cnn-deep, cnn-elastic, digits-cnn)."),
+    seed: int = typer.Option(0, help="Seed of the distortions drawn with --augment."),
 ) -> None:
     """Draw a labelled grid of images to a PNG file."""
+    from ..data import Augment
     from ..plots import sample_grid
+    from ..recipes import get_recipe
 
+    settings = None
+    if augment is not None:
+        settings = get_recipe(augment).augment
+        if not settings:
+            raise typer.BadParameter(f"recipe {augment!r} trains on undistorted images", param_hint="--augment")
     part = load_dataset(dataset, split if has_splits(dataset) else "all", data_dir)
     chosen = part[start : start + n]
     if len(chosen) == 0:
         raise typer.BadParameter(f"start {start} is past the last image ({len(part) - 1})", param_hint="--start")
-    path = sample_grid(chosen.images, chosen.labels, out, title=f"{part.name}, images {start}..{start + len(chosen) - 1}")
+    images, title = chosen.images, f"{part.name}, images {start}..{start + len(chosen) - 1}"
+    if settings:
+        images = Augment(**settings)(images, np.random.default_rng(seed))
+        title += f", as {augment} distorts them (seed {seed})"
+    path = sample_grid(images, chosen.labels, out, title=title)
     console.print(f"wrote {path} ({len(chosen)} images)")
 
 
