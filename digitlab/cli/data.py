@@ -9,6 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from .. import recipes
 from ..data import Dataset, download_mnist, has_splits, load_dataset
 from ._ui import console, progress_bar
 
@@ -61,17 +62,17 @@ def show(
     out: Path = typer.Option(Path("mnist-samples.png"), "--out", "-o", help="PNG file to write."),
     data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
     augment: Optional[str] = typer.Option(
-        None, help="Draw the images as this recipe's training distorts them (cnn, cnn-deep, cnn-elastic, digits-cnn)."),
+        None, help="Draw the images as this recipe's training distorts them: "
+                   f"{', '.join(name for name, r in recipes.RECIPES.items() if r.augment)}."),
     seed: int = typer.Option(0, help="Seed of the distortions drawn with --augment."),
 ) -> None:
     """Draw a labelled grid of images to a PNG file."""
     from ..data import Augment
     from ..plots import sample_grid
-    from ..recipes import get_recipe
 
     settings = None
     if augment is not None:
-        settings = get_recipe(augment).augment
+        settings = recipes.get_recipe(augment).augment
         if not settings:
             raise typer.BadParameter(f"recipe {augment!r} trains on undistorted images", param_hint="--augment")
     part = load_dataset(dataset, split if has_splits(dataset) else "all", data_dir)
