@@ -17,6 +17,7 @@ from digitlab.nn import (
     Sequential,
     Softmax,
 )
+from digitlab.nn.layers import per_channel
 from gradcheck import check_layer
 from conftest import pattern_digits
 
@@ -159,3 +160,18 @@ def test_a_convolution_keeps_one_patch_index_whatever_the_batch_sizes():
                      + conv._buffers["index"][1].nbytes)
     # The work memory follows the batch in hand (7 is the largest and last), not all batches seen.
     assert sizes[3] == max(sizes) and sizes[1] > sizes[2]
+
+
+@pytest.mark.parametrize("shape", [(600, 32), (3, 17, 5, 32), (257, 64), (5, 3), (2, 9000)])
+@pytest.mark.parametrize("op", [np.add, np.subtract, np.multiply, np.maximum])
+def test_per_channel_equals_broadcasting(shape, op):
+    # Wide rows, a remainder that does not fill one, a vector longer than a wide row.
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(shape).astype(np.float32)
+    vector = rng.standard_normal(shape[-1]).astype(np.float32)
+    out = np.empty_like(a)
+    assert per_channel(op, a, vector, out) is out
+    np.testing.assert_array_equal(out, op(a, vector))
+    strided = a[::2]  # not contiguous: broadcast the usual way, still into `out`
+    out = np.empty_like(strided)
+    np.testing.assert_array_equal(per_channel(op, strided, vector, out), op(strided, vector))

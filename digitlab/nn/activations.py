@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
-from .layers import Layer
+from .layers import Layer, per_channel
 from .threads import row_work, split
 
 
@@ -15,7 +15,10 @@ class ReLU(Layer):
 
     def forward(self, x, training=False):
         y = self.y = np.empty_like(x)
-        split(lambda lo, hi: np.maximum(x[lo:hi], 0, out=y[lo:hi]), len(x), row_work(x))
+        # The maximum with a row of zeros rather than the scalar 0: NumPy's loop for an array and
+        # a scalar took 0.29 ms on 25088 x 32 floats, the one for two arrays 0.11 ms.
+        zeros = np.zeros(x.shape[-1], x.dtype)
+        split(lambda lo, hi: per_channel(np.maximum, x[lo:hi], zeros, y[lo:hi]), len(x), row_work(x))
         return y
 
     def backward(self, grad):

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .initializers import get_initializer
-from .layers import Layer, _positive_int, column_sums
+from .layers import Layer, _positive_int, column_sums, per_channel
 from .threads import row_work, split, split_sum
 
 
@@ -136,7 +136,7 @@ class Conv2D(Layer):
                     out=cols[lo * rows : hi * rows].reshape(-1, c))
             np.matmul(cols[lo * rows : hi * rows], kernel, out=y[lo * rows : hi * rows])
             if self.use_bias:
-                y[lo * rows : hi * rows] += self.params[1]
+                per_channel(np.add, y[lo * rows : hi * rows], self.params[1], y[lo * rows : hi * rows])
 
         split(samples, n, rows * taps * c)
         self.cols = cols
@@ -288,20 +288,20 @@ class BatchNorm(Layer):
             y = np.empty_like(x)
 
             def affine(lo, hi):
-                np.multiply(x[lo:hi], scale, out=y[lo:hi])
-                y[lo:hi] += shift
+                per_channel(np.multiply, x[lo:hi], scale, y[lo:hi])
+                per_channel(np.add, y[lo:hi], shift, y[lo:hi])
 
             split(affine, len(x), row_work(x, 2))
             return y
         # Two reductions (channel sums by BLAS, `column_sums`) and a pass to normalise, each split
-        # over the rows.
+        # over the rows; the per-channel arithmetic goes through `per_channel`.
         x2 = x.reshape(-1, x.shape[-1])
         count, c = x2.shape
         mean = split_sum(lambda lo, hi: column_sums(x2[lo:hi]), count, c) / count
         centred = np.empty_like(x2)
 
         def centre(lo, hi):
-            np.subtract(x2[lo:hi], mean, out=centred[lo:hi])
+            per_channel(np.subtract, x2[lo:hi], mean, centred[lo:hi])
             return column_sums(np.square(centred[lo:hi]))
 
         var = split_sum(centre, count, 2 * c) / count
@@ -316,8 +316,8 @@ class BatchNorm(Layer):
         y = np.empty_like(centred)
 
         def normalise(lo, hi):
-            np.multiply(centred[lo:hi], scale, out=y[lo:hi])
-            y[lo:hi] += beta
+            per_channel(np.multiply, centred[lo:hi], scale, y[lo:hi])
+            per_channel(np.add, y[lo:hi], beta, y[lo:hi])
 
         split(normalise, count, c)
         return y.reshape(x.shape)
@@ -348,9 +348,9 @@ class BatchNorm(Layer):
 
         def input_grad(lo, hi):
             d = dx[lo:hi]
-            np.subtract(g[lo:hi], mean_g, out=d)
-            d *= scale
-            np.multiply(centred[lo:hi], xhat_coef, out=g_centred[lo:hi])
+            per_channel(np.subtract, g[lo:hi], mean_g, d)
+            per_channel(np.multiply, d, scale, d)
+            per_channel(np.multiply, centred[lo:hi], xhat_coef, g_centred[lo:hi])
             d -= g_centred[lo:hi]
 
         split(input_grad, count, 3 * c)

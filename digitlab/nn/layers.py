@@ -72,6 +72,31 @@ def column_sums(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.matmul(ones, a, out=out)
 
 
+# Width of the rows `per_channel` works on: NumPy ran a per-channel operation on a 25088 x 32 array
+# in 0.23 ms row by row, 0.14-0.17 ms on rows of 256 to 4096 floats, and 0.10 ms on rows of 8192
+# or more, about the speed of adding two whole arrays.
+_WIDE_ROW = 8192
+
+
+def per_channel(op, a: np.ndarray, vector: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``op(a, vector, out=out)`` for an array ``a`` of shape (..., C) and a per-channel vector of C
+    values, as batch norm and biases need it. NumPy broadcasts the vector along the rows, one inner
+    loop of C elements per row: for 32 channels that is 2-3 times slower than the same work on
+    whole arrays. Here the rows are seen 8192 floats wide with the vector tiled to match, so the
+    inner loops are long; rows that do not fill a wide row go the usual way."""
+    c = a.shape[-1]
+    if not (a.flags.c_contiguous and out.flags.c_contiguous) or c >= _WIDE_ROW:
+        return op(a, vector, out=out)
+    a2, out2 = a.reshape(-1, c), out.reshape(-1, c)
+    k = _WIDE_ROW // c
+    whole = len(a2) // k * k
+    if whole:
+        op(a2[:whole].reshape(-1, k * c), np.tile(vector, k), out=out2[:whole].reshape(-1, k * c))
+    if whole < len(a2):
+        op(a2[whole:], vector, out=out2[whole:])
+    return out
+
+
 def _positive_int(layer: str, name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ModelError(f"{layer}: {name} must be a positive integer. Received: {name}={value!r}")
