@@ -40,6 +40,7 @@ def direct_conv(x, w, b, stride, pad):
 @pytest.mark.parametrize("k, stride, padding, shape", [
     (3, 1, "same", (7, 7, 2)), (3, 2, "same", (7, 8, 3)), (5, 1, "valid", (8, 8, 1)),
     (3, 2, "valid", (9, 7, 2)), (1, 1, "same", (4, 4, 3)), (4, 2, "same", (8, 8, 2)),
+    (5, 2, "same", (9, 8, 1)), (3, 1, "same", (6, 7, 1)),  # one channel: tap-major patches
 ])
 def test_conv_matches_direct_loop(k, stride, padding, shape):
     rng = np.random.default_rng(0)
@@ -56,9 +57,10 @@ def test_conv_matches_direct_loop(k, stride, padding, shape):
         assert layer.output_shape[:2] == (-(-shape[0] // stride), -(-shape[1] // stride))
 
 
+@pytest.mark.parametrize("channels", [1, 2])
 @pytest.mark.parametrize("k, stride, padding", [(3, 1, "same"), (3, 2, "same"), (2, 2, "valid"), (3, 1, "valid")])
-def test_conv_gradients(k, stride, padding):
-    check_layer(Conv2D(3, k, stride, padding), (6, 5, 2), batch=2)
+def test_conv_gradients(k, stride, padding, channels):
+    check_layer(Conv2D(3, k, stride, padding), (6, 5, channels), batch=2)
 
 
 def test_maxpool_gradients_and_values():

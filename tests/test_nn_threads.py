@@ -64,6 +64,7 @@ def test_an_error_in_any_slice_is_raised_after_every_slice_finished(sliced):
 @pytest.mark.parametrize("layer, shape, training", [
     (lambda: Conv2D(3, 3, 2), (6, 5, 2), False),
     (lambda: Conv2D(2, 2, 1, "valid"), (5, 4, 3), False),
+    (lambda: Conv2D(3, 5, 2), (7, 6, 1), False),
     (lambda: BatchNorm(momentum=0.5), (3, 2, 4), True),
     (lambda: BatchNorm(), (4,), False),
     (lambda: Dense(4), (5,), False),
