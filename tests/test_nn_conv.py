@@ -58,7 +58,8 @@ def test_conv_matches_direct_loop(k, stride, padding, shape):
 
 
 @pytest.mark.parametrize("channels", [1, 2])
-@pytest.mark.parametrize("k, stride, padding", [(3, 1, "same"), (3, 2, "same"), (2, 2, "valid"), (3, 1, "valid")])
+@pytest.mark.parametrize("k, stride, padding", [(3, 1, "same"), (3, 2, "same"), (2, 2, "valid"), (3, 1, "valid"),
+                                                (4, 2, "same"), (5, 2, "same"), (5, 3, "same")])
 def test_conv_gradients(k, stride, padding, channels):
     check_layer(Conv2D(3, k, stride, padding), (6, 5, channels), batch=2)
 

@@ -20,7 +20,9 @@ The input gradient is computed tap by tap: for each kernel position (i, j) one G
 ``grad (N*OH*OW, F) @ W[i, j].T (F, C)`` whose result is added onto the input positions that tap
 read. That is the col2im scatter without ever building the big ``(N*OH*OW, k*k*C)`` gradient of
 the patch matrix: each addition then moves whole rows of W*C contiguous floats, and the whole
-input gradient costs about 40% of a single GEMM-then-scatter.
+input gradient costs about 40% of a single GEMM-then-scatter. What a tap read from the zero
+padding is dropped rather than added onto a padded buffer, so the gradient comes out as one
+contiguous array, which the layers below it reshape and slice for free.
 
 Buffers (the patch matrices, the padded inputs, the gather indices) are allocated once per input
 shape and reused.
@@ -173,27 +175,36 @@ class Conv2D(Layer):
         s, kernel = self.stride, self.params[0]
         top, left = self.pad_top, self.pad_left
         if need_input:
-            dpadded = self._buffer("grad_padded", (n, *self.padded_hw, c), grad.dtype)
+            dx = self._buffer("grad_input", (n, h, w, c), grad.dtype)
             tap_grad = self._buffer("tap_grad", (n * rows, c), grad.dtype)
+            spans_y = [self._tap_span(i, top, h, oh) for i in range(k)]
+            spans_x = [self._tap_span(j, left, w, ow) for j in range(k)]
 
         def samples(lo, hi):
             """This slice's share of the kernel and bias gradients, and its inputs' gradient."""
             gs = g[lo * rows : hi * rows]
             parts = (self.patches(lo, hi).T @ gs, *((column_sums(gs),) if self.use_bias else ()))
             if need_input:
-                d, t = dpadded[lo:hi], tap_grad[lo * rows : hi * rows]
+                d, t = dx[lo:hi], tap_grad[lo * rows : hi * rows]
+                t4 = t.reshape(hi - lo, oh, ow, c)
                 d.fill(0)
-                for i in range(k):
-                    for j in range(k):
-                        np.matmul(gs, kernel[i, j].T, out=t)
-                        d[:, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s, :] += t.reshape(hi - lo, oh, ow, c)
+                for i, (y0, y1, ys) in enumerate(spans_y):
+                    for j, (x0, x1, xs) in enumerate(spans_x):
+                        if y1 > y0 and x1 > x0:
+                            np.matmul(gs, kernel[i, j].T, out=t)
+                            d[:, ys : ys + s * (y1 - y0 - 1) + 1 : s, xs : xs + s * (x1 - x0 - 1) + 1 : s] += t4[:, y0:y1, x0:x1]
             return parts
 
         for grad_param, total in zip(self.grads, split_sum(samples, n, rows * k * k * max(c, f))):
             grad_param[...] = total.reshape(grad_param.shape)
-        if not need_input:
-            return None
-        return dpadded[:, top : top + h, left : left + w]
+        return dx if need_input else None
+
+    def _tap_span(self, i: int, pad: int, size: int, out: int) -> tuple[int, int, int]:
+        """Along one axis, for kernel offset i: the outputs [lo, hi) whose tap i reads inside the
+        input rather than its zero padding, and the input index the first of them reads."""
+        s = self.stride
+        lo, hi = max(0, -(-(pad - i) // s)), min(out, (size - 1 + pad - i) // s + 1)
+        return lo, hi, s * lo + i - pad
 
     def get_config(self):
         return {"filters": self.filters, "kernel_size": self.kernel_size, "stride": self.stride,
