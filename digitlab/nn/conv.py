@@ -40,6 +40,11 @@ from .layers import Layer, _positive_int, column_sums, per_channel
 from .threads import row_work, split, split_sum
 
 
+def _every(start: int, step: int, count: int) -> slice:
+    """``count`` indices from ``start``, ``step`` apart: where a strided kernel's taps land."""
+    return slice(start, start + step * (count - 1) + 1, step)
+
+
 def _same_padding(size: int, k: int, s: int) -> tuple[int, int, int]:
     """TensorFlow's 'same': output ceil(size/s), padding split with the extra pixel at the end."""
     out = -(-size // s)
@@ -132,11 +137,11 @@ class Conv2D(Layer):
                 for i in range(k):
                     for j in range(k):
                         cols[i * k + j, lo * rows : hi * rows].reshape(hi - lo, oh, ow, 1)[...] = (
-                            padded[lo:hi, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s])
+                            padded[lo:hi, _every(i, s, oh), _every(j, s, ow)])
             else:
                 patch_rows = cols[lo * rows : hi * rows].reshape(hi - lo, oh, ow, k, k * c)
                 for i in range(k):
-                    patch_rows[:, :, :, i] = runs[lo:hi, i : i + s * (oh - 1) + 1 : s, : s * c * (ow - 1) + 1 : s * c]
+                    patch_rows[:, :, :, i] = runs[lo:hi, _every(i, s, oh), _every(0, s * c, ow)]
             np.matmul(self.patches(lo, hi), kernel, out=y[lo * rows : hi * rows])
             if self.use_bias:
                 per_channel(np.add, y[lo * rows : hi * rows], self.params[1], y[lo * rows : hi * rows])
@@ -182,7 +187,7 @@ class Conv2D(Layer):
                     for j, (x0, x1, xs) in enumerate(spans_x):
                         if y1 > y0 and x1 > x0:
                             np.matmul(gs, kernel[i, j].T, out=t)
-                            d[:, ys : ys + s * (y1 - y0 - 1) + 1 : s, xs : xs + s * (x1 - x0 - 1) + 1 : s] += t4[:, y0:y1, x0:x1]
+                            d[:, _every(ys, s, y1 - y0), _every(xs, s, x1 - x0)] += t4[:, y0:y1, x0:x1]
             return parts
 
         for grad_param, total in zip(self.grads, split_sum(samples, n, rows * k * k * max(c, f))):
