@@ -158,6 +158,17 @@ def _cnn_deep():
             Flatten(), Dropout(0.4), Dense(10, init="glorot_uniform"), Softmax()]
 
 
+_CNN_FAST = Recipe(
+    name="cnn-fast",
+    summary="digitlab's fast CNN: conv32/5s2-conv64/3s2-fc128 with batch norm, Adam one-cycle, 3 epochs",
+    layers=_cnn_fast,
+    optimizer={"name": "adam", "lr": 3e-3},
+    schedule={"name": "onecycle"},
+    epochs=3,
+    batch_size=128,
+    target=0.99,
+)
+
 _CNN = Recipe(
     name="cnn",
     summary="digitlab's best single CNN: 4 conv layers with batch norm, dropout, augmentation, one-cycle",
@@ -217,15 +228,16 @@ RECIPES: dict[str, Recipe] = {
             batch_size=128,
             target=0.983,
         ),
-        Recipe(
-            name="cnn-fast",
-            summary="digitlab's fast CNN: conv32/5s2-conv64/3s2-fc128 with batch norm, Adam one-cycle, 3 epochs",
-            layers=_cnn_fast,
-            optimizer={"name": "adam", "lr": 3e-3},
-            schedule={"name": "onecycle"},
-            epochs=3,
-            batch_size=128,
-            target=0.99,
+        _CNN_FAST,
+        # The default: cnn-fast's network, given the two minutes that 3 epochs leave unused.
+        # Without augmentation 12 epochs are no better than 3 (99.19-99.20% against 99.17%).
+        replace(
+            _CNN_FAST,
+            name="cnn-fast-aug",
+            summary="cnn-fast's network trained 12 epochs on augmented batches: the best CNN within about 2 minutes",
+            epochs=12,
+            augment=_CNN.augment,
+            target=0.994,
         ),
         _CNN,
         # Variants of cnn's training with another network or augmentation, as ensemble members.
@@ -287,7 +299,7 @@ RECIPES: dict[str, Recipe] = {
     ]
 }
 
-DEFAULT_RECIPE = "cnn-fast"
+DEFAULT_RECIPE = "cnn-fast-aug"
 
 
 def get_recipe(name: str) -> Recipe:
