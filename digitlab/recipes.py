@@ -65,7 +65,6 @@ class Recipe:
     source: str = "digitlab"
     dataset: str = "mnist"
     train_limit: int | None = None
-    target: float | None = None
     version: int = 1
     notes: str = ""
     augment: dict | None = None  # settings of `digitlab.data.Augment`, applied to each training batch
@@ -166,7 +165,6 @@ _CNN_FAST = Recipe(
     schedule={"name": "onecycle"},
     epochs=3,
     batch_size=128,
-    target=0.99,
 )
 
 _CNN = Recipe(
@@ -178,7 +176,6 @@ _CNN = Recipe(
     epochs=15,
     batch_size=128,
     augment={"shift": 2.0, "rotate": 10.0, "scale": 0.1},
-    target=0.996,
 )
 
 
@@ -226,7 +223,6 @@ RECIPES: dict[str, Recipe] = {
             schedule={"name": "onecycle"},
             epochs=15,
             batch_size=128,
-            target=0.983,
         ),
         _CNN_FAST,
         # The default: cnn-fast's network, given the two minutes that 3 epochs leave unused.
@@ -237,7 +233,6 @@ RECIPES: dict[str, Recipe] = {
             summary="cnn-fast's network trained 12 epochs on augmented batches: the best CNN within about 2 minutes",
             epochs=12,
             augment=_CNN.augment,
-            target=0.994,
         ),
         _CNN,
         # Variants of cnn's training with another network or augmentation, as ensemble members.
