@@ -231,7 +231,7 @@ def main() -> None:
         o_epoch, o_reach, o_acc, o_tp, o_lat = results["train-ours"]
         p_epoch, p_reach, p_acc, p_tp, p_lat = results["train-torch"]
         ratios.append(o_epoch / p_epoch)
-        rows.append([seed, f"{o_epoch:.2f}", f"{p_epoch:.2f}", f"{o_epoch / p_epoch:.2f}",
+        rows.append([seed, f"{o_epoch:.2f}", f"{p_epoch:.2f}", f"{ratios[-1]:.2f}",
                      fmt(o_reach), fmt(p_reach), f"{o_acc:.2%}", f"{p_acc:.2%}"])
     out.append(table(["seed", "s/epoch digitlab", "s/epoch PyTorch", "ratio", f"s to {args.target:.1%} digitlab",
                       f"s to {args.target:.1%} PyTorch", "final acc digitlab", "final acc PyTorch"], rows) + "\n")

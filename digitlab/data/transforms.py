@@ -75,8 +75,9 @@ def warp(images: np.ndarray, angle: np.ndarray, zoom: np.ndarray, shift: np.ndar
     row, size = w + 2, (h + 2) * (w + 2)
     top_left = iy * row + ix + np.arange(0, n * size, size)[:, None]
     flat = padded.ravel()
-    out = (flat.take(top_left) * (1 - wy) * (1 - wx) + flat.take(top_left + 1) * (1 - wy) * wx
-           + flat.take(top_left + row) * wy * (1 - wx) + flat.take(top_left + row + 1) * wy * wx)
+    vy, vx = 1 - wy, 1 - wx
+    out = (flat.take(top_left) * vy * vx + flat.take(top_left + 1) * vy * wx
+           + flat.take(top_left + row) * wy * vx + flat.take(top_left + row + 1) * wy * wx)
     out[(y0 < -1) | (y0 > h - 1) | (x0 < -1) | (x0 > w - 1)] = 0  # clipped taps read the edge: zero them
     return out.reshape(n, h, w)
 
