@@ -26,6 +26,7 @@ from digitlab.nn import (
     Sigmoid,
     Softmax,
 )
+from digitlab.nn.initializers import get_initializer
 from conftest import pattern_digits
 
 
@@ -237,3 +238,24 @@ def test_summary_and_config_round_trip():
     assert model.num_params == 64 * 16 + 16 + 170
     clone = Sequential.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
+
+
+@pytest.mark.parametrize("name, variance, uniform", [
+    ("he_normal", lambda fi, fo: 2 / fi, False),
+    ("he_uniform", lambda fi, fo: 2 / fi, True),
+    ("glorot_uniform", lambda fi, fo: 2 / (fi + fo), True),
+    ("glorot_normal", lambda fi, fo: 2 / (fi + fo), False),
+    ("lecun_normal", lambda fi, fo: 1 / fi, False),
+    ("lecun_uniform", lambda fi, fo: 1 / fi, True),
+    ("pytorch_default", lambda fi, fo: 1 / (3 * fi), True),
+])
+def test_initializers_draw_their_documented_spread(name, variance, uniform):
+    fan_in, fan_out = 288, 64
+    w = get_initializer(name)((fan_in, 40 * fan_out), fan_in, fan_out, np.random.default_rng(0))
+    std = np.sqrt(variance(fan_in, fan_out))
+    assert w.dtype == np.float32
+    assert abs(w.mean()) < 0.01 * std
+    assert w.std() == pytest.approx(std, rel=0.01)
+    if uniform:  # U(-a, a) has standard deviation a / sqrt(3), and nothing beyond a
+        assert np.abs(w).max() <= np.float32(std * np.sqrt(3))
+        assert np.abs(w).max() > 0.999 * std * np.sqrt(3)
