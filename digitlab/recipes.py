@@ -116,10 +116,13 @@ def _mlp():
 def _cnn_fast():
     # Strided convolutions instead of convolution + pooling: the spatial size halves inside the
     # convolution itself, so no 28x28x16 activation is ever built, pooled and back-propagated.
+    # PyTorch's default initialisation: 99.18-99.29% after 3 epochs for seeds 0-5, against
+    # 99.03-99.20% with he_normal (version 1).
+    init = "pytorch_default"
     return [Rescaling(1 / 255), Reshape((28, 28, 1)),
-            Conv2D(32, 5, stride=2), BatchNorm(), ReLU(),
-            Conv2D(64, 3, stride=2), BatchNorm(), ReLU(),
-            Flatten(), Dense(128), ReLU(),
+            Conv2D(32, 5, stride=2, init=init), BatchNorm(), ReLU(),
+            Conv2D(64, 3, stride=2, init=init), BatchNorm(), ReLU(),
+            Flatten(), Dense(128, init=init), ReLU(),
             Dense(10, init="glorot_uniform"), Softmax()]
 
 
@@ -165,6 +168,7 @@ _CNN_FAST = Recipe(
     schedule={"name": "onecycle"},
     epochs=3,
     batch_size=128,
+    version=2,
 )
 
 _CNN = Recipe(
