@@ -15,15 +15,18 @@ def he_normal(shape, fan_in, fan_out, rng):
     return rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in))
 
 
-def he_uniform(shape, fan_in, fan_out, rng):
-    limit = np.sqrt(6.0 / fan_in)
+def _uniform(limit, shape, rng):
+    """U(-limit, limit) as float32: the uniform initialisers differ only in their limit."""
     return rng.uniform(-limit, limit, shape).astype(np.float32)
+
+
+def he_uniform(shape, fan_in, fan_out, rng):
+    return _uniform(np.sqrt(6.0 / fan_in), shape, rng)
 
 
 def glorot_uniform(shape, fan_in, fan_out, rng):
     """U(-a, a), a = sqrt(6 / (fan_in + fan_out)): Keras' default (Glorot & Bengio, 2010)."""
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, shape).astype(np.float32)
+    return _uniform(np.sqrt(6.0 / (fan_in + fan_out)), shape, rng)
 
 
 def glorot_normal(shape, fan_in, fan_out, rng):
@@ -36,16 +39,14 @@ def lecun_normal(shape, fan_in, fan_out, rng):
 
 
 def lecun_uniform(shape, fan_in, fan_out, rng):
-    limit = np.sqrt(3.0 / fan_in)
-    return rng.uniform(-limit, limit, shape).astype(np.float32)
+    return _uniform(np.sqrt(3.0 / fan_in), shape, rng)
 
 
 def pytorch_default(shape, fan_in, fan_out, rng):
     """U(-a, a), a = 1/sqrt(fan_in): PyTorch's default for its Linear and Conv layers
     (``kaiming_uniform_`` with a = sqrt(5)), a third of `lecun_uniform`'s variance. Under Adam it
     makes the weights' steps larger relative to the weights themselves than `he_normal` does."""
-    limit = 1.0 / np.sqrt(fan_in)
-    return rng.uniform(-limit, limit, shape).astype(np.float32)
+    return _uniform(1.0 / np.sqrt(fan_in), shape, rng)
 
 
 def normal_fan_in(shape, fan_in, fan_out, rng):
