@@ -7,7 +7,7 @@ are fewer) are scored by their mean probability, as `digitlab evaluate` scores a
 It prints each model alone, each size's mean, spread and share of draws at or above ``--goal``,
 and all the models together.
 
-Usage: python bench/ensembles.py runs/*.npz [--sizes 3 5 8 12] [--draws 200] [--seed 0]
+Usage: python bench/ensembles.py runs/*.npz [--sizes 3 5 8 12] [--draws 200] [--seed 0] [--goal 0.997]
 """
 
 from __future__ import annotations
