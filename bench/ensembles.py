@@ -3,7 +3,7 @@
 One ensemble is one sample: which side of a near-tie its few hard digits fall on moves it by a
 few hundredths of a point. So this draws many: each model's test probabilities are computed
 once, then for each size k, ``--draws`` random sets of k distinct models (every set when there
-are fewer) are scored by their mean probability, as `digitlab evaluate` scores an ensemble.
+are fewer) are scored by their mean probability, `digitlab evaluate`'s rule (`mean_proba`).
 It prints each model alone, each size's mean, spread and share of draws at or above ``--goal``,
 and all the models together.
 
@@ -24,6 +24,7 @@ from common import header, mnist_dir, table
 
 from digitlab import load_model
 from digitlab.data import load_mnist
+from digitlab.evaluate import mean_proba
 
 
 def draws_of(n: int, k: int, draws: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
@@ -52,7 +53,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
 
     def accuracy(members) -> float:
-        return float((probs[list(members)].mean(0).argmax(1) == test.labels).mean())
+        return float((mean_proba(probs[list(members)]).argmax(1) == test.labels).mean())
 
     print(header("Ensembles: random sets of k models"))
     singles = right.mean(1)

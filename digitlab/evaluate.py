@@ -4,7 +4,7 @@ changes.
 * metrics: `confusion_matrix`, `classification_report` (precision, recall, F1, support per class),
   `evaluate_model` -> `Evaluation` (probabilities, predictions, accuracy, loss, per-class report,
   confusion matrix, the most confident mistakes);
-* several models: `ensemble_proba` / `Ensemble` (the mean of their probabilities), `compare`;
+* several models: `ensemble_proba` / `Ensemble` (the mean of their probabilities, `mean_proba`), `compare`;
 * abstention: `abstain` (answer only when the top probability reaches a threshold);
 * robustness in the manner of MNIST-C: `corrupt` (eight corruptions at five severities, generated on
   the fly from a seed), `robustness` (accuracy for every corruption and severity).
@@ -165,15 +165,20 @@ def evaluate_model(model, dataset: Dataset) -> Evaluation:
     return Evaluation(dataset, np.asarray(model.predict_proba(dataset.images), dtype=np.float32))
 
 
-def ensemble_proba(models: Sequence, images: np.ndarray) -> np.ndarray:
-    """The mean of several models' probabilities, float32 N x 10."""
-    if not models:
+def mean_proba(probas: Sequence[np.ndarray]) -> np.ndarray:
+    """The ensemble rule: the mean of several models' probabilities (each N x 10), float32. Given
+    probabilities computed once, it scores any subset of the models without running them again."""
+    if not len(probas):
         raise DigitlabError("an ensemble needs at least one model")
     total = None
-    for model in models:
-        p = model.predict_proba(images)
+    for p in probas:
         total = p.astype(np.float32) if total is None else total + p
-    return total / np.float32(len(models))
+    return total / np.float32(len(probas))
+
+
+def ensemble_proba(models: Sequence, images: np.ndarray) -> np.ndarray:
+    """The mean of several models' probabilities on ``images``, float32 N x 10 (`mean_proba`)."""
+    return mean_proba([model.predict_proba(images) for model in models])
 
 
 class Ensemble:
