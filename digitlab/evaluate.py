@@ -165,20 +165,22 @@ def evaluate_model(model, dataset: Dataset) -> Evaluation:
     return Evaluation(dataset, np.asarray(model.predict_proba(dataset.images), dtype=np.float32))
 
 
-def mean_proba(probas: Sequence[np.ndarray]) -> np.ndarray:
+def mean_proba(probas: Iterable[np.ndarray]) -> np.ndarray:
     """The ensemble rule: the mean of several models' probabilities (each N x 10), float32. Given
-    probabilities computed once, it scores any subset of the models without running them again."""
-    if not len(probas):
-        raise DigitlabError("an ensemble needs at least one model")
-    total = None
+    probabilities computed once, it scores any subset of the models without running them again;
+    given a generator, it holds one model's probabilities at a time."""
+    total, count = None, 0
     for p in probas:
         total = p.astype(np.float32) if total is None else total + p
-    return total / np.float32(len(probas))
+        count += 1
+    if not count:
+        raise DigitlabError("an ensemble needs at least one model")
+    return total / np.float32(count)
 
 
 def ensemble_proba(models: Sequence, images: np.ndarray) -> np.ndarray:
     """The mean of several models' probabilities on ``images``, float32 N x 10 (`mean_proba`)."""
-    return mean_proba([model.predict_proba(images) for model in models])
+    return mean_proba(model.predict_proba(images) for model in models)
 
 
 class Ensemble:
