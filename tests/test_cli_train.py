@@ -16,8 +16,13 @@ def test_train_evaluate_predict(tiny, tmp_path, capsys):
     out = tmp_path / "m.npz"
     args = ["--data-dir", str(tiny)]
     assert main(["train", "--recipe", "tutorial-keras-dense", "--epochs", "2", "--out", str(out), *args]) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "test accuracy" in text and "98.11%" in text and f"saved {out}" in text
+    # Not a terminal: a plain line as each epoch ends, not a bar drawn once at the end.
+    epochs = [line for line in captured.err.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/2", "2/2"] and all(" loss " in line for line in epochs)
+    assert "━" not in captured.err
     assert len(load_model(out).history) == 2
 
     assert main(["evaluate", str(out), str(out), *args]) == 0

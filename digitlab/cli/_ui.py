@@ -40,11 +40,14 @@ def progress_bar(kind: str = "download") -> Iterator[Callable[[str, int, "int | 
 
 
 class TrainingProgress(Callback):
-    """A rich progress bar for `Sequential.fit`: one line per epoch with loss, accuracy and ETA."""
+    """A rich progress bar for `Sequential.fit`: one line per epoch with loss, accuracy and ETA.
+    Written to a file or a pipe, where a redrawn bar would only appear at the end, it prints a
+    plain line as each epoch ends instead, so a long run's log shows how far it has got."""
 
     def __init__(self, console: Console = err_console):
         from rich.progress import MofNCompleteColumn, TimeElapsedColumn
 
+        self.console = console
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]:>3}/{task.fields[epochs]}"), BarColumn(),
             MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.4f}"),
@@ -53,15 +56,24 @@ class TrainingProgress(Callback):
 
     def on_train_begin(self, logs):
         self.epochs = logs["epochs"]
-        self.progress.start()
+        self.live = self.console.is_terminal
+        if self.live:
+            self.progress.start()
 
     def on_epoch_begin(self, epoch, logs):
-        self.task = self.progress.add_task("", total=logs["batches"], epoch=epoch, epochs=self.epochs, loss=0.0, acc=0.0)
-        self.due = Every(logs["batches"], 200)
+        if self.live:
+            self.task = self.progress.add_task("", total=logs["batches"], epoch=epoch, epochs=self.epochs, loss=0.0, acc=0.0)
+            self.due = Every(logs["batches"], 200)
 
     def on_batch_end(self, batch, logs):
-        if self.due(batch):
+        if self.live and self.due(batch):
             self.progress.update(self.task, completed=batch, loss=logs["loss"], acc=logs["accuracy"])
 
+    def on_epoch_end(self, epoch, logs):
+        if not self.live:
+            self.console.print(f"epoch {epoch:>3}/{self.epochs}  loss {logs['loss']:.4f}  acc {logs['accuracy']:.4f}"
+                               f"  {logs['seconds']:.1f} s", highlight=False)
+
     def on_train_end(self, logs):
-        self.progress.stop()
+        if self.live:
+            self.progress.stop()
