@@ -48,6 +48,29 @@ def test_tutorial_architectures_are_as_published():
     assert relu.batch_size == 128 and relu.optimizer == {"name": "sgd", "lr": 0.15}
 
 
+def test_cnn_m5_is_an_et_al_m5_trained_as_cnn_is():
+    from digitlab.nn import BatchNorm, Conv2D, Rescaling
+
+    recipe = get_recipe("cnn-m5")
+    model = recipe.build()
+    convs = [l for l in model.layers if isinstance(l, Conv2D)]
+    assert [c.filters for c in convs] == [32, 64, 96, 128, 160]
+    assert {(c.kernel_size, c.stride, c.padding, c.use_bias) for c in convs} == {(5, 1, "valid", False)}
+    assert [c.output_shape[:2] for c in convs] == [(24, 24), (20, 20), (16, 16), (12, 12), (8, 8)]
+    dense = next(l for l in model.layers if isinstance(l, Dense))
+    assert dense.units == 10 and not dense.use_bias
+    assert [type(l).__name__ for l in model.layers[-3:]] == ["Dense", "BatchNorm", "Softmax"]
+    assert sum(isinstance(l, BatchNorm) for l in model.layers) == 6
+    rescale = model.layers[0]
+    assert isinstance(rescale, Rescaling) and (rescale.scale, rescale.offset) == (pytest.approx(2 / 255), -1.0)  # pixels to [-1, 1]
+    weights = 25 * (1 * 32 + 32 * 64 + 64 * 96 + 96 * 128 + 128 * 160) + 8 * 8 * 160 * 10
+    assert model.num_params == weights + 2 * (32 + 64 + 96 + 128 + 160 + 10)  # + batch norm's scale and shift
+    cnn = get_recipe("cnn")
+    assert (recipe.optimizer, recipe.schedule, recipe.batch_size, recipe.augment) == (
+        cnn.optimizer, cnn.schedule, cnn.batch_size, cnn.augment)
+    assert recipe.epochs == 12
+
+
 def test_train_recipe_records_how_the_model_was_made(tmp_path):
     from conftest import pattern_digits
     from digitlab.data import Dataset
