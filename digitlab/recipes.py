@@ -183,7 +183,7 @@ _CNN_FAST = Recipe(
 
 _CNN = Recipe(
     name="cnn",
-    summary="digitlab's best single CNN: 4 conv layers with batch norm, dropout, augmentation, one-cycle",
+    summary="digitlab's best CNN within 20 minutes: 4 conv layers with batch norm, dropout, augmentation, one-cycle",
     layers=_cnn,
     optimizer={"name": "adam", "lr": 3e-3},
     schedule={"name": "onecycle"},
