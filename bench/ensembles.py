@@ -54,6 +54,7 @@ def main() -> None:
     models = [load_model(path) for path in paths]
     probs = np.stack([model.predict_proba(test.images) for model in models])
     right = probs.argmax(2) == test.labels  # models x images
+    alone = right.mean(1)
     fixed = tuple(range(len(args.fixed)))
     rng = np.random.default_rng(args.seed)
 
@@ -61,7 +62,7 @@ def main() -> None:
         return float((mean_proba(probs[list(members)]).argmax(1) == test.labels).mean())
 
     print(header("Ensembles: random sets of k models"))
-    singles = right[len(fixed):].mean(1)
+    singles = alone[len(fixed):]
     print(f"{len(args.models)} models to draw from, alone {singles.min():.2%} to {singles.max():.2%} "
           f"(mean {singles.mean():.2%}); {int((~right).all(0).sum())} test digits are wrong in every model.")
     if fixed:
@@ -77,7 +78,7 @@ def main() -> None:
     print("\n" + table(["model", "recipe", "test accuracy"],
                        [[path.name + (" (in every ensemble)" if i in fixed else ""),
                          model.metadata.get("recipe", "?"), f"{a:.2%}"]
-                        for i, (path, model, a) in enumerate(zip(paths, models, right.mean(1)))]))
+                        for i, (path, model, a) in enumerate(zip(paths, models, alone))]))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from typing import Callable, Iterator
 
 from rich.console import Console
 
-from ..nn.callbacks import Callback, Every
+from ..nn.callbacks import Callback, Every, ProgressBar
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -39,15 +39,19 @@ def progress_bar(kind: str = "download") -> Iterator[Callable[[str, int, "int | 
         yield report
 
 
+def training_progress() -> Callback:
+    """The CLI's progress for `Sequential.fit`: a rich bar on a terminal. Written to a file or a
+    pipe, where a redrawn bar would only appear at the end, `ProgressBar`'s plain line as each
+    epoch ends, so a long run's log shows how far it has got."""
+    return TrainingProgress() if err_console.is_terminal else ProgressBar(err_console.file)
+
+
 class TrainingProgress(Callback):
-    """A rich progress bar for `Sequential.fit`: one line per epoch with loss, accuracy and ETA.
-    Written to a file or a pipe, where a redrawn bar would only appear at the end, it prints a
-    plain line as each epoch ends instead, so a long run's log shows how far it has got."""
+    """A rich progress bar for `Sequential.fit`: one line per epoch with loss, accuracy and ETA."""
 
     def __init__(self, console: Console = err_console):
         from rich.progress import MofNCompleteColumn, TimeElapsedColumn
 
-        self.console = console
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]:>3}/{task.fields[epochs]}"), BarColumn(),
             MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.4f}"),
@@ -56,24 +60,15 @@ class TrainingProgress(Callback):
 
     def on_train_begin(self, logs):
         self.epochs = logs["epochs"]
-        self.live = self.console.is_terminal
-        if self.live:
-            self.progress.start()
+        self.progress.start()
 
     def on_epoch_begin(self, epoch, logs):
-        if self.live:
-            self.task = self.progress.add_task("", total=logs["batches"], epoch=epoch, epochs=self.epochs, loss=0.0, acc=0.0)
-            self.due = Every(logs["batches"], 200)
+        self.task = self.progress.add_task("", total=logs["batches"], epoch=epoch, epochs=self.epochs, loss=0.0, acc=0.0)
+        self.due = Every(logs["batches"], 200)
 
     def on_batch_end(self, batch, logs):
-        if self.live and self.due(batch):
+        if self.due(batch):
             self.progress.update(self.task, completed=batch, loss=logs["loss"], acc=logs["accuracy"])
 
-    def on_epoch_end(self, epoch, logs):
-        if not self.live:
-            self.console.print(f"epoch {epoch:>3}/{self.epochs}  loss {logs['loss']:.4f}  acc {logs['accuracy']:.4f}"
-                               f"  {logs['seconds']:.1f} s", highlight=False)
-
     def on_train_end(self, logs):
-        if self.live:
-            self.progress.stop()
+        self.progress.stop()

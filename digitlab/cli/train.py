@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .. import recipes
 from ..io import load_model
-from ._ui import TrainingProgress, console
+from ._ui import console, training_progress
 
 DATA_DIR_HELP = "Folder holding the four MNIST files (default: $DIGITLAB_DATA_DIR, then the cache)."
 
@@ -36,7 +36,7 @@ def train(
         raise typer.BadParameter("model files end in .npz", param_hint="--out")
     console.print(f"[bold]{spec.name}[/]: {spec.summary}")
     result = recipes.train_recipe(spec, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                                  data_dir=data_dir, callbacks=[TrainingProgress()])
+                                  data_dir=data_dir, callbacks=[training_progress()])
     model = result.model
     table = Table(title=f"{spec.name}: training", title_justify="left")
     for name in ("epoch", "loss", "accuracy", "lr", "seconds"):
