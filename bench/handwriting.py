@@ -1,6 +1,6 @@
 """Real-looking handwriting that is not MNIST: naive resize vs `digitlab.vision.to_mnist`, per kind.
 
-The set is generated (`digitlab.vision.synth.make_handwriting_set`: freehand pen strokes on paper,
+The set is generated (`synth.make_handwriting_set`, beside this file: freehand pen strokes on paper,
 chalk, phone photos with JPEG artefacts, large canvases, thin pens, transparent canvases, and
 scikit-learn's 8x8 digits scaled up). "naive" is the tutorial shortcut: grey, plain resize to
 28x28, inverted on light paper.
@@ -18,9 +18,11 @@ import numpy as np
 
 from common import header, table
 
+from pipelines import naive
+from synth import KINDS, make_handwriting_set
+
 from digitlab import load_model
-from digitlab.vision import to_mnist, to_mnist_naive
-from digitlab.vision.synth import KINDS, make_handwriting_set
+from digitlab.vision import to_mnist
 
 
 def main() -> None:
@@ -36,9 +38,9 @@ def main() -> None:
     start = time.perf_counter()
     good = np.stack([to_mnist(image) for image, _, _ in samples])
     per_image_ms = (time.perf_counter() - start) / len(samples) * 1e3
-    naive = np.stack([to_mnist_naive(image) for image, _, _ in samples])
+    naive_images = np.stack([naive(image) for image, _, _ in samples])
     right_good = model.predict(good) == labels
-    right_naive = model.predict(naive) == labels
+    right_naive = model.predict(naive_images) == labels
     rows = []
     for kind in (*KINDS, None):
         mask = np.ones(len(labels), bool) if kind is None else kinds == kind

@@ -1,6 +1,6 @@
 """The pure-Python engine against the first tutorial's loop, in one run.
 
-1. the tutorial as published: its dense loop (`digitlab.pure.tutorial`, every weight of the
+1. the tutorial as published: its dense loop (`pure_tutorial.py`, beside this file: every weight of the
    10 x 784 matrix visited for every image) trained on the first 1,000 images for 5 epochs, its
    test accuracy and its seconds per image, scaled to a 60,000-image epoch (the time per image
    does not depend on the image, and a real 60,000-image epoch would take minutes);
@@ -17,9 +17,10 @@ import argparse
 import time
 
 from common import check_quiet, header, mnist_dir, table
+from pure_tutorial import tutorial_predict, tutorial_train, tutorial_weights
 
 from digitlab.data import load_mnist
-from digitlab.pure import PureNetwork, sparse_images, tutorial_predict, tutorial_train, tutorial_weights
+from digitlab.pure import PureNetwork, sparse_images
 from digitlab.recipes import train_recipe
 
 

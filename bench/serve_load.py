@@ -30,6 +30,7 @@ from PIL import Image, ImageDraw
 
 from common import check_quiet, header, table
 
+from digitlab import save_model
 from digitlab.recipes import get_recipe
 
 
@@ -175,7 +176,7 @@ def main() -> None:
         model = args.model
         if model is None:
             model = Path(tmp) / f"{args.recipe}.npz"
-            get_recipe(args.recipe).build(seed=0).save(model, recipe=args.recipe)
+            save_model(get_recipe(args.recipe).build(seed=0), model, recipe=args.recipe)
         asyncio.run(main_async(args, model))
 
 

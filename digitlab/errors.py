@@ -19,3 +19,13 @@ class ModelError(DigitlabError, ValueError):
 
 class ImageError(DigitlabError, ValueError):
     """An input image cannot be used: not an image, truncated, empty, too large, or blank."""
+
+
+def lookup(registry, name, what: str, error: type[DigitlabError] = None):
+    """``registry[name]`` for a name a user typed (a recipe, a loss, a layer type...), or ``error``
+    (default `ModelError`) saying "unknown WHAT 'name'; known: ..." with the names it knows."""
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        known = ", ".join(map(str, registry))
+        raise (error or ModelError)(f"unknown {what} {name!r}; known: {known}") from None

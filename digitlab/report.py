@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Sequence
 
 from . import plots
-from ._files import atomic_write
+from ._files import atomic_write, jsonable
 from .errors import DigitlabError
-from .evaluate import Evaluation, Robustness
+from .evaluate import Evaluation, Robustness, percent
 
 THRESHOLDS = (0.5, 0.9, 0.99, 0.999)
 
@@ -42,23 +42,6 @@ class ModelEntry:
     name: str
     model: object
     evaluation: Evaluation
-
-
-def _plain(value):
-    """JSON-ready: arrays and NumPy scalars as Python values, NaN as null (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "tolist"):  # NumPy arrays and scalars
-        return _plain(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _pct(x) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
 
 
 def _num(x, fmt="{:.4f}") -> str:
@@ -116,19 +99,19 @@ def write_report(
              f'{f" ({html.escape(data.source)})" if data.source else ""}.</p>']
 
     # Summary: one row per model, plus the ensemble when there are several.
-    rows = [(m.name, m.model.metadata.get("recipe", "—"), _pct(m.model.metadata.get("published_accuracy")),
-             _pct(m.evaluation.accuracy), f"{m.evaluation.errors:,}", _num(m.evaluation.loss)) for m in models]
+    rows = [(m.name, m.model.metadata.get("recipe", "—"), percent(m.model.metadata.get("published_accuracy")),
+             percent(m.evaluation.accuracy), f"{m.evaluation.errors:,}", _num(m.evaluation.loss)) for m in models]
     if len(models) != 1:
         rows.append((f"ensemble of {len(models)}" if models else data.name, "mean probability" if models else "—",
-                     "—", _pct(subject.accuracy), f"{subject.errors:,}", _num(subject.loss)))
+                     "—", percent(subject.accuracy), f"{subject.errors:,}", _num(subject.loss)))
     parts += ["<h2>Summary</h2>",
               _table(["model", "recipe", "published", "accuracy", "errors", "loss"], rows, left=2)]
 
     report = subject.report
     macro = report.macro
-    per_class = [(c, _pct(report.precision[c]), _pct(report.recall[c]), _pct(report.f1[c]), f"{report.support[c]:,}")
+    per_class = [(c, percent(report.precision[c]), percent(report.recall[c]), percent(report.f1[c]), f"{report.support[c]:,}")
                  for c in range(len(report.support))]
-    per_class.append(("macro average", _pct(macro["precision"]), _pct(macro["recall"]), _pct(macro["f1"]),
+    per_class.append(("macro average", percent(macro["precision"]), percent(macro["recall"]), percent(macro["f1"]),
                       f"{int(report.support.sum()):,}"))
     parts += ["<h2>Per class</h2>", _table(["class", "precision", "recall", "F1", "support"], per_class),
               '<p class="note">— : undefined (a class never predicted has no precision).</p>']
@@ -153,7 +136,7 @@ def write_report(
         parts.append('<p class="note">No mistakes.</p>')
 
     thresholds = sorted(set(THRESHOLDS) | ({threshold} if threshold is not None else set()))
-    abstention = [(f"{t:g}", _pct(c), _pct(a)) for t in thresholds for c, a in [subject.abstain(t)]]
+    abstention = [(f"{t:g}", percent(c), percent(a)) for t in thresholds for c, a in [subject.abstain(t)]]
     parts += ["<h2>Abstention</h2>",
               '<p class="note">Answer only when the top probability reaches the threshold: the share of '
               'images answered, and the accuracy of those answers.</p>',
@@ -161,10 +144,10 @@ def write_report(
 
     if robustness is not None:
         figure = plots.robustness_figure(robustness, out / "robustness.png")
-        rob_rows = [(kind, *map(_pct, robustness.accuracy[kind])) for kind in robustness.kinds]
+        rob_rows = [(kind, *map(percent, robustness.accuracy[kind])) for kind in robustness.kinds]
         parts += ["<h2>Robustness</h2>",
-                  f'<p class="note">Accuracy under generated corruptions (clean: {_pct(robustness.clean)}; '
-                  f'mean over all: {_pct(robustness.mean)}).</p>',
+                  f'<p class="note">Accuracy under generated corruptions (clean: {percent(robustness.clean)}; '
+                  f'mean over all: {percent(robustness.mean)}).</p>',
                   _table(["corruption", *(f"severity {s}" for s in robustness.severities)], rob_rows),
                   _img(figure, "accuracy under corruptions")]
 
@@ -198,7 +181,7 @@ def write_report(
         summary["robustness"] = {"clean": robustness.clean, "severities": robustness.severities,
                                  "accuracy": robustness.accuracy}
     with atomic_write(out / "evaluation.json", "w") as f:
-        json.dump(_plain(summary), f, indent=1, allow_nan=False)
+        json.dump(jsonable(summary), f, indent=1, allow_nan=False)
     parts.append('<p class="note">The numbers: <a href="evaluation.json">evaluation.json</a>.</p>')
 
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'

@@ -94,7 +94,19 @@ def pattern_digits(n: int = 300, size: int = 8, seed: int = 0, noise: float = 40
 def mnist_model(mnist, tmp_path_factory):
     """A `cnn-fast` model trained for one epoch on the real MNIST (about 20 s, once per session),
     for tests that need a network able to read real digits."""
+    from digitlab import save_model
     from digitlab.recipes import train_recipe
 
     result = train_recipe("cnn-fast", epochs=1, data=mnist)
-    return result.model.save(tmp_path_factory.mktemp("model") / "cnn-fast.npz")
+    return save_model(result.model, tmp_path_factory.mktemp("model") / "cnn-fast.npz")
+
+
+def strokes(n=12, size=28, seed=0):
+    """Digit-like test images: anti-aliased rings about 2.5 pixels thick, at random places."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:size, 0:size]
+    centre = rng.uniform(0.4 * size, 0.6 * size, (n, 2, 1, 1))
+    radius = rng.uniform(0.15 * size, 0.3 * size, (n, 1, 1))
+    d = np.hypot(ys - centre[:, 0], xs - centre[:, 1])
+    ink = np.clip(1.6 - np.abs(d - radius), 0, 1)
+    return (255 * ink).astype(np.uint8)

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from digitlab.cli import main
-from digitlab.io import load_model
+from digitlab.modelfile import load_model
 from digitlab.vision import read
-from digitlab.vision.synth import make_handwriting_set, render_number
+from synth import make_handwriting_set, render_number
 
 pytestmark = [pytest.mark.mnist, pytest.mark.slow]
 

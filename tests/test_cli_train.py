@@ -3,7 +3,7 @@
 import pytest
 
 from digitlab.cli import main
-from digitlab.io import load_model
+from digitlab.modelfile import load_model
 from conftest import write_mnist_folder
 
 

@@ -17,7 +17,7 @@ from digitlab.nn import (
     Sequential,
     Softmax,
 )
-from digitlab.nn.layers import per_channel
+from digitlab.nn.kernels import channel_op
 from gradcheck import check_layer
 from conftest import pattern_digits
 
@@ -48,7 +48,7 @@ def test_conv_matches_direct_loop(k, stride, padding, shape):
     layer.build(shape, rng)
     layer.params[1][...] = rng.standard_normal(4)
     x = rng.standard_normal((2, *shape)).astype(np.float32)
-    pad = ((layer.pad_top, layer.pad_bottom), (layer.pad_left, layer.pad_right))
+    pad = ((layer.shape.top, layer.shape.bottom), (layer.shape.left, layer.shape.right))
     expected = direct_conv(x.astype(np.float64), layer.params[0].astype(np.float64), layer.params[1], stride, pad)
     y = layer.forward(x)
     assert y.shape == (2, *layer.output_shape) and y.dtype == np.float32
@@ -131,9 +131,9 @@ def test_small_cnn_learns_and_round_trips(tmp_path):
     model = small_cnn()
     model.fit(x, y, epochs=4, batch_size=32)
     assert model.evaluate(xt, yt)["accuracy"] > 0.9
-    from digitlab import load_model
+    from digitlab import load_model, save_model
 
-    loaded = load_model(model.save(tmp_path / "cnn.npz"))
+    loaded = load_model(save_model(model, tmp_path / "cnn.npz"))
     np.testing.assert_array_equal(loaded.predict_proba(xt), model.predict_proba(xt))
     np.testing.assert_array_equal(loaded.layers[3].state[0], model.layers[3].state[0])
 
@@ -160,21 +160,21 @@ def test_a_convolution_keeps_one_set_of_work_arrays_whatever_the_batch_sizes():
     for n in (1, 5, 3, 7):
         conv.forward(np.ones((n, 8, 8, 2), np.float32))
         conv.backward(np.ones((n, 8, 8, 4), np.float32))
-        sizes.append(sum(a.nbytes for a in conv._buffers.values()))
+        sizes.append(conv.workspace.nbytes())
     # The work memory follows the batch in hand (7 is the largest and last), not all batches seen.
     assert sizes[3] == max(sizes) and sizes[1] > sizes[2]
 
 
 @pytest.mark.parametrize("shape", [(600, 32), (3, 17, 5, 32), (257, 64), (5, 3), (2, 9000)])
 @pytest.mark.parametrize("op", [np.add, np.subtract, np.multiply, np.maximum])
-def test_per_channel_equals_broadcasting(shape, op):
+def test_channel_op_equals_broadcasting(shape, op):
     # Wide rows, a remainder that does not fill one, a vector longer than a wide row.
     rng = np.random.default_rng(0)
     a = rng.standard_normal(shape).astype(np.float32)
     vector = rng.standard_normal(shape[-1]).astype(np.float32)
     out = np.empty_like(a)
-    assert per_channel(op, a, vector, out) is out
+    assert channel_op(op, a, vector, out) is out
     np.testing.assert_array_equal(out, op(a, vector))
     strided = a[::2]  # not contiguous: broadcast the usual way, still into `out`
     out = np.empty_like(strided)
-    np.testing.assert_array_equal(per_channel(op, strided, vector, out), op(strided, vector))
+    np.testing.assert_array_equal(channel_op(op, strided, vector, out), op(strided, vector))

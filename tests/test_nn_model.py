@@ -10,7 +10,7 @@ import pytest
 import digitlab
 from digitlab.data import Dataset
 from digitlab.errors import ModelError
-from digitlab.io import load_model, read_header
+from digitlab.modelfile import ModelCheckpoint, load_model, read_header, save_model
 from digitlab.nn import (
     Adam,
     Callback,
@@ -18,14 +18,13 @@ from digitlab.nn import (
     Dropout,
     EarlyStopping,
     Flatten,
-    ModelCheckpoint,
-    ProgressBar,
     ReLU,
     Rescaling,
     Sequential,
     Sigmoid,
     Softmax,
 )
+from digitlab.cli._ui import ProgressBar
 from digitlab.nn.initializers import get_initializer
 from conftest import pattern_digits
 
@@ -78,7 +77,7 @@ def test_save_load_identical_predictions(toy, tmp_path):
     (x, y), (xt, yt) = toy
     model = small_model()
     model.fit(x, y, epochs=2)
-    path = model.save(tmp_path / "m.npz", recipe="toy", metrics={"test_accuracy": 0.5})
+    path = save_model(model, tmp_path / "m.npz", recipe="toy", metrics={"test_accuracy": 0.5})
     loaded = digitlab.load_model(path)
     np.testing.assert_array_equal(loaded.predict_proba(xt), model.predict_proba(xt))
     assert loaded.history.epochs == json.loads(json.dumps(model.history.epochs))
@@ -93,8 +92,8 @@ def test_save_load_identical_predictions(toy, tmp_path):
 
 def test_save_leaves_no_temporary_files(toy, tmp_path):
     model = small_model()
-    model.save(tmp_path / "m.npz")
-    model.save(tmp_path / "m.npz")
+    save_model(model, tmp_path / "m.npz")
+    save_model(model, tmp_path / "m.npz")
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
 
 
@@ -107,7 +106,7 @@ def _rewrite(path, mutate):
 
 
 def test_newer_format_is_refused(tmp_path):
-    path = small_model().save(tmp_path / "m.npz")
+    path = save_model(small_model(), tmp_path / "m.npz")
 
     def newer(members):
         header = json.loads(members["header"].tobytes())
@@ -120,7 +119,7 @@ def test_newer_format_is_refused(tmp_path):
 
 
 def test_tampered_weights_are_refused(tmp_path):
-    path = small_model().save(tmp_path / "m.npz")
+    path = save_model(small_model(), tmp_path / "m.npz")
 
     def tamper(members):
         members["w000"] = members["w000"] + 1
@@ -131,7 +130,7 @@ def test_tampered_weights_are_refused(tmp_path):
 
 
 def test_truncated_and_foreign_files_are_refused(tmp_path):
-    path = small_model().save(tmp_path / "m.npz")
+    path = save_model(small_model(), tmp_path / "m.npz")
     data = path.read_bytes()
     cut = tmp_path / "cut.npz"
     cut.write_bytes(data[: len(data) // 2])
@@ -144,11 +143,11 @@ def test_truncated_and_foreign_files_are_refused(tmp_path):
     with pytest.raises(ModelError, match="no such model file"):
         load_model(tmp_path / "missing.npz")
     with pytest.raises(ModelError, match="end in .npz"):
-        small_model().save(tmp_path / "model.pkl")
+        save_model(small_model(), tmp_path / "model.pkl")
 
 
 def test_pickled_arrays_are_never_loaded(tmp_path):
-    path = small_model().save(tmp_path / "m.npz")
+    path = save_model(small_model(), tmp_path / "m.npz")
 
     def inject(members):
         members["w000"] = np.array([object()], dtype=object)

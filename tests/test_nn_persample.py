@@ -8,7 +8,7 @@ import digitlab.nn.model as model_module
 from digitlab.errors import ModelError
 from digitlab.nn import SGD, Adam, Dense, Dropout, Flatten, ReLU, Rescaling, Sequential, Sigmoid, Softmax, Tanh
 from digitlab.nn import Callback, persample
-from digitlab.nn.callbacks import Every
+from digitlab.cli._ui import Every
 from conftest import pattern_digits
 
 

@@ -16,9 +16,11 @@ from conftest import pattern_digits, write_mnist_folder
 from digitlab.data import Dataset
 from digitlab.errors import ModelError
 from digitlab.nn import Callback, EarlyStopping
-from digitlab.pure import PureNetwork, dense, softmax, sparse, sparse_images, tutorial_train, tutorial_weights
-from digitlab.pure_recipes import from_sequential, to_sequential
+from digitlab.pure import PureNetwork, dense, softmax, sparse, sparse_images
+from pure_tutorial import tutorial_train, tutorial_weights
+from digitlab.recipes.pure import from_sequential, to_sequential
 from digitlab.recipes import get_recipe, train_recipe
+from digitlab import save_model
 
 PURE_DIR = Path(digitlab.__file__).parent / "pure"
 
@@ -29,7 +31,7 @@ def _lists(images: np.ndarray) -> list[list[int]]:
 
 # ---------------------------------------------------------------------------------- no NumPy
 def test_importing_the_pure_engine_loads_no_numpy():
-    code = ("import sys, digitlab.pure, digitlab.pure.network, digitlab.pure.tutorial, digitlab.pure.images; "
+    code = ("import sys, digitlab.pure, digitlab.pure.network, digitlab.pure.images; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'numpy')[:3])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -155,7 +157,7 @@ def test_numpy_model_turned_pure_agrees():
 def test_a_pure_model_file_loads_into_the_numpy_engine(tmp_path):
     x, y = pattern_digits(300, size=28, seed=9)
     result = train_recipe("pure", epochs=2, data=(Dataset(x[:250], y[:250]), Dataset(x[250:], y[250:])))
-    path = result.model.save(tmp_path / "pure.npz")
+    path = save_model(result.model, tmp_path / "pure.npz")
     loaded = digitlab.load_model(path)
     net, scale = from_sequential(result.model)
     pure_digits = [net.predict(image) for image in sparse_images(_lists(x[250:]), scale)]

@@ -7,7 +7,7 @@ from digitlab import recipes
 from digitlab.cli import main
 from digitlab.errors import DigitlabError
 from digitlab.nn import Dense, Flatten, Rescaling, Softmax
-from digitlab.reproduce import SKLEARN_TUTORIAL, default_names, reproduce, sklearn_tutorial
+from digitlab.recipes import SKLEARN_TUTORIAL, default_names, reproduce, sklearn_tutorial
 
 
 def test_default_rows_come_from_the_registry(monkeypatch):
@@ -46,7 +46,7 @@ def test_quick_run_trains_fewer_epochs_and_says_so(monkeypatch, capsys, tmp_path
     assert row.train_images == 500 and row.test_images == 797 and row.accuracy > 0.5
     (full,) = reproduce([fake.name], save_dir=tmp_path)
     assert not full.quick and full.epochs == 4 and full.path == tmp_path / "digits-linear.npz"
-    from digitlab.io import load_model
+    from digitlab.modelfile import load_model
 
     assert load_model(full.path).metadata["metrics"]["test_accuracy"] == full.accuracy
 

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from conftest import pattern_digits  # noqa: E402
 from digitlab.cli import main  # noqa: E402
+from digitlab import save_model  # noqa: E402
 from digitlab.serve import MAX_BATCH, MAX_UPLOAD_BYTES, ModelStore, create_app  # noqa: E402
 from serve_support import drawn_digit, mnist_photo, png_bytes, png_header_only, tiny_model  # noqa: E402
 
@@ -32,7 +33,7 @@ def model_files(tmp_path_factory):
     for name, seed in (("alpha", 0), ("beta", 1)):
         model = tiny_model(seed).compile("adam")
         model.fit(images, labels, epochs=2, batch_size=32, validation_split=0.25)
-        model.save(folder / f"{name}.npz", recipe="tiny", metrics={"test_accuracy": 0.5})
+        save_model(model, folder / f"{name}.npz", recipe="tiny", metrics={"test_accuracy": 0.5})
     return folder
 
 

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digitlab.errors import DigitlabError, ImageError
-from digitlab.vision import load, segment, to_mnist, to_mnist_naive
+from digitlab.vision import load, segment, to_mnist
 from digitlab.vision.components import dilate, label
 from digitlab.vision.preprocess import stroke_width
-from digitlab.vision.synth import KINDS, make_handwriting_set, render_number
+from synth import make_handwriting_set, render_number
 
 BLANK = "no digit found \\(the image is blank\\)"
 
@@ -128,12 +128,6 @@ def test_mnist_digits_come_back_unchanged(mnist):
         out = to_mnist(image)
         assert correlation(out, image) > 0.85
         assert np.allclose(centre_of_mass(out), centre_of_mass(image), atol=0.8)
-
-
-def test_naive_is_resize_and_invert():
-    out = to_mnist_naive(seven())
-    assert out.dtype == np.uint8 and out.shape == (28, 28)
-    assert out[0, 0] < 30 and out.max() > 100  # light paper became black
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -316,32 +310,6 @@ def test_dilate_by_a_square():
     mask = np.zeros((7, 7), bool)
     mask[3, 3] = True
     assert dilate(mask, 2).sum() == 25 and dilate(mask, 2)[1:6, 1:6].all()
-
-
-# --------------------------------------------------------------------------- synthetic writing
-
-
-def test_handwriting_set_is_reproducible_and_complete(handwriting):
-    again = make_handwriting_set(3, seed=11)
-    assert [(label, kind) for _, label, kind in again] == [(label, kind) for _, label, kind in handwriting]
-    for (a, _, _), (b, _, _) in zip(again, handwriting):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert {kind for _, _, kind in handwriting} == set(KINDS)
-    assert [label for _, label, kind in handwriting if kind == "chalk"] == [0, 1, 2]
-    other = make_handwriting_set(1, seed=12, kinds=["pen-on-paper"])[0][0]
-    assert np.asarray(other).shape != np.asarray(handwriting[0][0]).shape or not np.array_equal(other, handwriting[0][0])
-
-
-def test_image_i_does_not_depend_on_how_many_were_asked_for(handwriting):
-    one = make_handwriting_set(1, seed=11, kinds=["thin-pen"])[0][0]
-    first = next(im for im, _, kind in handwriting if kind == "thin-pen")
-    np.testing.assert_array_equal(np.asarray(one), np.asarray(first))
-
-
-def test_touching_numbers_touch():
-    apart = label(np.asarray(render_number("2026", seed=4)) < 128)
-    touching = label(np.asarray(render_number("2026", touching=True, seed=4)) < 128)
-    assert len(apart) >= 4 and len(touching) < len(apart)
 
 
 # ------------------------------------------------------------------------------ segmentation

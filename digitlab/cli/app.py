@@ -15,12 +15,12 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-from . import data, evaluate, reproduce, serve, train  # noqa: E402
+from . import data, evaluate, predict, reproduce, serve, train  # noqa: E402
 
 app.add_typer(data.app, name="data")
 app.command()(train.train)
 app.command()(evaluate.evaluate)
-app.command()(train.predict)
+app.command()(predict.predict)
 app.command()(reproduce.reproduce)
 app.command()(evaluate.compare)
 app.command()(serve.serve)

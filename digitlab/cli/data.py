@@ -11,12 +11,11 @@ from rich.table import Table
 
 from .. import recipes
 from ..data import Dataset, download_mnist, has_splits, load_dataset
-from ._ui import console, progress_bar
+from ._ui import DataDir, console, progress_bar
 
 app = typer.Typer(help="Look at and fetch datasets.", no_args_is_help=True)
 
 DATASET_HELP = "mnist, digits (scikit-learn 8x8), or a path: MNIST folder, image folder, .npz, .csv"
-DATA_DIR_HELP = "Folder holding the four MNIST files (default: $DIGITLAB_DATA_DIR, then the cache)."
 
 
 def _splits(dataset: str, data_dir) -> list[Dataset]:
@@ -28,7 +27,7 @@ def _splits(dataset: str, data_dir) -> list[Dataset]:
 @app.command()
 def info(
     dataset: str = typer.Option("mnist", "--dataset", "-d", help=DATASET_HELP),
-    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
+    data_dir: DataDir = None,
 ) -> None:
     """Counts per split and per class, image size and pixel statistics, as a table."""
     parts = _splits(dataset, data_dir)
@@ -60,7 +59,7 @@ def show(
     n: int = typer.Option(64, "--n", min=1, max=1024, help="How many images to draw."),
     start: int = typer.Option(0, min=0, help="Index of the first image."),
     out: Path = typer.Option(Path("mnist-samples.png"), "--out", "-o", help="PNG file to write."),
-    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
+    data_dir: DataDir = None,
     augment: Optional[str] = typer.Option(
         None, help="Draw the images as this recipe's training distorts them: "
                    f"{', '.join(name for name, r in recipes.RECIPES.items() if r.augment)}."),

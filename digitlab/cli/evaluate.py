@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import List, Optional
 
@@ -12,15 +11,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import evaluate as ev
+from ..data import KINDS, SEVERITIES, corrupt_dataset
 from ..errors import DigitlabError
-from ..io import load_model
-from ._ui import console, err_console
-
-DATA_DIR_HELP = "Folder holding the four MNIST files (default: $DIGITLAB_DATA_DIR, then the cache)."
-
-
-def _pct(x) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2%}"
+from ..evaluate import percent
+from ..modelfile import load_model
+from ._ui import DataDir, Limit, console, err_console
 
 
 def _load(paths: List[Path], data_dir, limit: Optional[int]):
@@ -37,14 +32,14 @@ def _load(paths: List[Path], data_dir, limit: Optional[int]):
 def evaluate(
     models: List[Path] = typer.Argument(..., help="Model files (.npz); several are also evaluated as an ensemble."),
     report: Optional[Path] = typer.Option(None, "--report", help="Folder to write report.html, its figures and evaluation.json into."),
-    corrupt: Optional[str] = typer.Option(None, "--corrupt", help=f"Evaluate on corrupted test images: {', '.join(ev.KINDS)}."),
+    corrupt: Optional[str] = typer.Option(None, "--corrupt", help=f"Evaluate on corrupted test images: {', '.join(KINDS)}."),
     severity: int = typer.Option(3, "--severity", min=1, max=5, help="Strength of --corrupt, 1 (mild) to 5 (harsh)."),
     robustness: bool = typer.Option(False, "--robustness", help="Accuracy under every corruption at every severity: a table and a plot (in the --report folder, else ./robustness.png)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0,
                                               help="Answer only when the top probability reaches P: print coverage and accuracy kept."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N test images."),
+    limit: Limit = None,
     seed: int = typer.Option(0, help="Seed of the corruptions."),
-    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
+    data_dir: DataDir = None,
 ) -> None:
     """Score models on their test set: accuracy, loss, per class, confusion; report, robustness.
 
@@ -54,7 +49,7 @@ def evaluate(
         raise typer.BadParameter("give --corrupt or --robustness, not both", param_hint="--corrupt")
     loaded, test = _load(models, data_dir, limit)
     if corrupt is not None:
-        test = ev.corrupt_dataset(test, corrupt, severity, seed)
+        test = corrupt_dataset(test, corrupt, severity, seed)
     evaluations = [ev.evaluate_model(m, test) for m in loaded]
     subject_model = loaded[0] if len(loaded) == 1 else ev.Ensemble(loaded)
     subject = evaluations[0] if len(loaded) == 1 else ev.evaluate_model(subject_model, test)
@@ -70,10 +65,10 @@ def evaluate(
     if len(loaded) > 1:
         rows.append((f"ensemble of {len(loaded)}", "mean probability", subject))
     for name, recipe, e in rows:
-        cells = [name, recipe, _pct(e.accuracy), f"{e.errors:,}", f"{e.loss:.4f}"]
+        cells = [name, recipe, percent(e.accuracy), f"{e.errors:,}", f"{e.loss:.4f}"]
         if threshold is not None:
             coverage, kept = e.abstain(threshold)
-            cells += [_pct(coverage), _pct(kept)]
+            cells += [percent(coverage), percent(kept)]
         table.add_row(*cells)
     console.print(table)
     what = str(models[0]) if len(loaded) == 1 else f"ensemble of {len(loaded)}"
@@ -106,9 +101,9 @@ def _print_per_class(e: ev.Evaluation, what: str) -> None:
         table.add_column(name, justify="right")
     r = e.report
     for c in range(len(r.support)):
-        table.add_row(str(c), _pct(r.precision[c]), _pct(r.recall[c]), _pct(r.f1[c]), f"{r.support[c]:,}")
+        table.add_row(str(c), percent(r.precision[c]), percent(r.recall[c]), percent(r.f1[c]), f"{r.support[c]:,}")
     m = r.macro
-    table.add_row("macro", _pct(m["precision"]), _pct(m["recall"]), _pct(m["f1"]), f"{r.support.sum():,}", style="bold")
+    table.add_row("macro", percent(m["precision"]), percent(m["recall"]), percent(m["f1"]), f"{r.support.sum():,}", style="bold")
     console.print(table)
 
 
@@ -125,19 +120,19 @@ def _print_confusion(e: ev.Evaluation, what: str) -> None:
 
 
 def _robustness(model, test, seed) -> ev.Robustness:
-    steps = len(ev.KINDS) * len(ev.SEVERITIES)
+    steps = len(KINDS) * len(SEVERITIES)
     with Progress(TextColumn("robustness {task.fields[what]:12s}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True) as progress:
         task = progress.add_task("", total=steps, what="")
         result = ev.robustness(model, test, seed=seed,
                                on_step=lambda kind, s: progress.update(task, advance=1, what=f"{kind} {s}"))
-    table = Table(title=f"accuracy under corruptions (clean {_pct(result.clean)}, mean {_pct(result.mean)})",
+    table = Table(title=f"accuracy under corruptions (clean {percent(result.clean)}, mean {percent(result.mean)})",
                   title_justify="left")
     table.add_column("corruption")
     for s in result.severities:
         table.add_column(f"severity {s}", justify="right")
     for kind in result.kinds:
-        table.add_row(kind, *map(_pct, result.accuracy[kind]))
+        table.add_row(kind, *map(percent, result.accuracy[kind]))
     console.print(table)
     return result
 
@@ -147,8 +142,8 @@ def compare(
     model_b: Path = typer.Argument(..., help="Second model file (.npz)."),
     out: Path = typer.Option(Path("disagreements.png"), "--out", "-o", help="PNG of the test images where they disagree."),
     n: int = typer.Option(50, "--n", min=1, max=500, help="How many disagreements to draw at most."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N test images."),
-    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
+    limit: Limit = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Two models side by side on the same test set, and the images where they disagree.
 
@@ -163,13 +158,13 @@ def compare(
     table.add_column("B", justify="right")
     ea, eb = result.a, result.b
     table.add_row("recipe", a.metadata.get("recipe", "—"), b.metadata.get("recipe", "—"))
-    table.add_row("accuracy", _pct(ea.accuracy), _pct(eb.accuracy))
+    table.add_row("accuracy", percent(ea.accuracy), percent(eb.accuracy))
     table.add_row("errors", f"{ea.errors:,}", f"{eb.errors:,}")
     table.add_row("loss", f"{ea.loss:.4f}", f"{eb.loss:.4f}")
     for key, label in (("precision", "precision"), ("recall", "recall"), ("f1", "F1")):
-        table.add_row(f"macro {label}", _pct(ea.report.macro[key]), _pct(eb.report.macro[key]))
+        table.add_row(f"macro {label}", percent(ea.report.macro[key]), percent(eb.report.macro[key]))
     for c in range(len(ea.report.support)):
-        table.add_row(f"F1 of {c}", _pct(ea.report.f1[c]), _pct(eb.report.f1[c]))
+        table.add_row(f"F1 of {c}", percent(ea.report.f1[c]), percent(eb.report.f1[c]))
     table.add_row("right where the other is wrong", f"{result.only_a:,}", f"{result.only_b:,}")
     console.print(table)
     console.print(f"they disagree on {len(result.disagree):,} images; McNemar exact p = {result.p_value:.3g}"

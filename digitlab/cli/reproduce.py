@@ -9,15 +9,10 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .. import reproduce as rp
-from ..nn.callbacks import Callback, Every
-from ._ui import console, err_console
-
-DATA_DIR_HELP = "Folder holding the four MNIST files (default: $DIGITLAB_DATA_DIR, then the cache)."
-
-
-def _pct(x) -> str:
-    return "—" if x is None else f"{x:.2%}"
+from .. import recipes as rp
+from ..evaluate import percent
+from ..nn import Callback
+from ._ui import DataDir, Every, console, err_console
 
 
 class _RecipeProgress(Callback):
@@ -48,7 +43,7 @@ def reproduce(
     quick: bool = typer.Option(False, "--quick", help="Fewer epochs per recipe (about 2 minutes in all); the figures are labelled quick."),
     seed: int = typer.Option(0, help="Seed of every recipe's training."),
     save: Optional[Path] = typer.Option(None, "--save", help="Folder to save each trained model in (NAME.npz), for digitlab evaluate."),
-    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
+    data_dir: DataDir = None,
 ) -> None:
     """Train each tutorial recipe and print one table next to the tutorials' published figures.
 
@@ -63,7 +58,7 @@ def reproduce(
             names, quick=quick, seed=seed, data_dir=data_dir, save_dir=save,
             callbacks=lambda recipe: [_RecipeProgress(progress, recipe.name)],
             on_row=lambda row: progress.console.print(
-                f"{row.name}: {_pct(row.accuracy)} in {row.seconds:.1f} s ({row.epochs} {'iterations' if row.engine != 'digitlab' else 'epochs'})"),
+                f"{row.name}: {percent(row.accuracy)} in {row.seconds:.1f} s ({row.epochs} {'iterations' if row.engine != 'digitlab' else 'epochs'})"),
         )
     title = ("reproduce --quick: fewer epochs than the recipes (marked *), so not the tutorials' figures" if quick
              else "reproduce: the tutorials, run here")
@@ -74,7 +69,7 @@ def reproduce(
         diff = "—" if row.published is None else f"{100 * (row.accuracy - row.published):+.2f} pt"
         epochs = f"{row.epochs}/{row.full_epochs}" if row.quick else str(row.epochs)
         table.add_row(row.name, f"{row.dataset} {_count(row.train_images)}/{_count(row.test_images)}",
-                      _pct(row.published), f"[bold]{_pct(row.accuracy)}[/]" + ("*" if row.quick else ""), diff,
+                      percent(row.published), f"[bold]{percent(row.accuracy)}[/]" + ("*" if row.quick else ""), diff,
                       f"{row.seconds:.1f} s", epochs + (" it" if row.engine != "digitlab" else ""))
     console.print(table)
     for row in rows:

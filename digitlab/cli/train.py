@@ -1,23 +1,17 @@
-"""``digitlab train`` and ``predict`` (``evaluate`` is in evaluate.py)."""
+"""``digitlab train``: train a recipe, show its epochs and test score, save the model file."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from .. import recipes
-from ..io import load_model
-from ._ui import console, training_progress
-
-DATA_DIR_HELP = "Folder holding the four MNIST files (default: $DIGITLAB_DATA_DIR, then the cache)."
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x:.2%}"
+from ..evaluate import percent
+from ..modelfile import save_model
+from ._ui import DataDir, console, training_progress
 
 
 def train(
@@ -27,7 +21,7 @@ def train(
     lr: Optional[float] = typer.Option(None, min=0.0, help="Learning rate (default: the recipe's)."),
     seed: int = typer.Option(0, help="Seed for initial weights, shuffling and dropout."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Model file to write (default: models/RECIPE.npz)."),
-    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
+    data_dir: DataDir = None,
 ) -> None:
     """Train a recipe, evaluate it on the test set and save the model file."""
     spec = recipes.get_recipe(recipe)
@@ -47,76 +41,8 @@ def train(
     summary = Table(title="test set", title_justify="left")
     for name in ("recipe", "images", "test accuracy", "published", "test loss", "training time"):
         summary.add_column(name, justify="left" if name == "recipe" else "right")
-    summary.add_row(spec.name, f"{model.metadata['metrics']['test_images']:,}", f"[bold]{_pct(result.test['accuracy'])}[/]",
-                    _pct(spec.published), f"{result.test['loss']:.4f}", f"{result.seconds:.1f} s")
+    summary.add_row(spec.name, f"{model.metadata['metrics']['test_images']:,}", f"[bold]{percent(result.test['accuracy'])}[/]",
+                    percent(spec.published), f"{result.test['loss']:.4f}", f"{result.seconds:.1f} s")
     console.print(summary)
-    path = model.save(out)
+    path = save_model(model, out)
     console.print(f"saved {path}")
-
-
-def predict(
-    model: Path = typer.Argument(..., help="Model file (.npz)."),
-    images: Optional[List[Path]] = typer.Argument(None, help="Photos, scans or drawings of digits (PNG, JPEG, ...)."),
-    index: Optional[int] = typer.Option(None, "--index", "-i", min=0, help="Predict this test-set image instead."),
-    number: bool = typer.Option(False, "--number", "-n", help="Each image holds a written number: split it into digits."),
-    show: Optional[Path] = typer.Option(None, help="Write a PNG of each input next to what the network saw."),
-    threshold: float = typer.Option(0.0, min=0.0, max=1.0, help="Answer '?' when the top probability is below this."),
-    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
-) -> None:
-    """Read digits in your own images (photos, scans, drawings), or a test-set image with --index.
-
-    Each image is turned into an MNIST-like 28x28 digit first (grey, ink made white, cropped,
-    fitted into 20x20, centred by its centre of mass): see digitlab.vision.
-    """
-    net = load_model(model)
-    if not images:
-        return _predict_test_image(net, index or 0, data_dir)
-    from ..vision import read
-
-    table = Table(title=f"{model.name}: {len(images)} image(s)", title_justify="left")
-    for name in ("image", "answer", "top 3 per digit"):
-        table.add_column(name)
-    originals, seen, answers = [], [], []
-    for path in images:
-        reading = read(net, path, number=number, threshold=threshold)
-        top = ["  ".join(f"{d}:{p:.0%}" for d, p in row) for row in reading.top(3)]
-        table.add_row(str(path), f"[bold]{reading.text}[/]", "\n".join(top))
-        if show:
-            from ..vision import open_image
-
-            thumbnail = open_image(path, max_side=400).convert("L")
-            thumbnail.thumbnail((400, 400))
-            originals.append(thumbnail)
-            seen.append(reading.digits)
-            answers.append(reading.text)
-    console.print(table)
-    if show:
-        from ..plots import readings_figure
-
-        console.print(f"wrote {readings_figure(originals, seen, answers, show)}")
-
-
-def _predict_test_image(net, index: int, data_dir) -> None:
-    from ..evaluate import test_set_for
-
-    test = test_set_for(net, data_dir)
-    if index >= len(test):
-        raise typer.BadParameter(f"the test set has {len(test)} images (0..{len(test) - 1})", param_hint="--index")
-    image, label = test.images[index], int(test.labels[index])
-    probs = net.predict_proba(image[None])[0]
-    console.print(ascii_digit(image))
-    table = Table(title=f"test image {index}: label {label}", title_justify="left")
-    table.add_column("digit", justify="right")
-    table.add_column("probability", justify="right")
-    for k in np.argsort(probs)[::-1][:3]:
-        table.add_row(f"{k}{' ✓' if k == label else ''}", f"{probs[k]:.2%}")
-    console.print(table)
-
-
-def ascii_digit(image: np.ndarray) -> str:
-    """A greyscale digit as text, two characters per pixel so it keeps its shape."""
-    ramp = " .:-=+*#%@"
-    ink_rows = np.flatnonzero(image.max(axis=1) > 0)
-    if len(ink_rows):  # drop the empty margin above and below the digit
-        image = image[max(0, ink_rows[0] - 1) : ink_rows[-1] + 2]
-    return "\n".join("".join(ramp[int(v) * 10 // 256] * 2 for v in row) for row in image)

@@ -1,10 +1,12 @@
-"""The data layer: `Dataset`, MNIST lookup and download, readers for other formats, transforms."""
+"""The data layer: `Dataset`, MNIST lookup and download, readers for other formats, transforms
+(scaling, augmentation) and corruptions."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import DataError
+from .corruptions import CORRUPTIONS, KINDS, SEVERITIES, corrupt, corrupt_dataset
 from .dataset import NUM_CLASSES, Dataset
 from .formats import (
     load_sklearn_digits,
@@ -61,7 +63,7 @@ def has_splits(spec: str) -> bool:
 
 
 __all__ = [
-    "Augment", "DATASETS", "DataError", "Dataset", "MIRRORS", "NUM_CLASSES", "cache_dir", "download_mnist",
+    "Augment", "CORRUPTIONS", "DATASETS", "KINDS", "SEVERITIES", "corrupt", "corrupt_dataset", "DataError", "Dataset", "MIRRORS", "NUM_CLASSES", "cache_dir", "download_mnist",
     "find_mnist", "flatten", "has_splits", "load_dataset", "load_mnist", "load_sklearn_digits",
     "one_hot", "parse_idx", "read_csv", "read_idx", "read_idx_pair", "read_image_folder",
     "read_keras_npz", "scale", "scale_tutorial", "train_val_split",

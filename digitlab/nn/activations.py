@@ -6,27 +6,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
-from .layers import Layer, per_channel
-from .threads import row_work, split
+from . import kernels
+from .layers import Layer
 
 
 class ReLU(Layer):
     """max(x, 0); derivative 1 where the output is positive."""
 
     def forward(self, x, training=False):
-        y = self.y = np.empty_like(x)
-        # The maximum with a row of zeros rather than the scalar 0: NumPy's loop for an array and
-        # a scalar took 0.29 ms on 25088 x 32 floats, the one for two arrays 0.11 ms.
-        zeros = np.zeros(x.shape[-1], x.dtype)
-        split(lambda lo, hi: per_channel(np.maximum, x[lo:hi], zeros, y[lo:hi]), len(x), row_work(x))
+        y = self.saved.y = kernels.relu(x)
         return y
 
     def backward(self, grad):
-        def mask(lo, hi):
-            grad[lo:hi] *= self.y[lo:hi] > 0
-
-        split(mask, len(grad), row_work(grad, 2))
-        return grad
+        return kernels.mask_by_positive(grad, self.saved.y)
 
 
 class LeakyReLU(Layer):
@@ -39,11 +31,11 @@ class LeakyReLU(Layer):
         self.alpha = float(alpha)
 
     def forward(self, x, training=False):
-        self.positive = x > 0
-        return np.where(self.positive, x, x * np.float32(self.alpha))
+        positive = self.saved.positive = x > 0
+        return np.where(positive, x, x * np.float32(self.alpha))
 
     def backward(self, grad):
-        return np.where(self.positive, grad, grad * np.float32(self.alpha))
+        return np.where(self.saved.positive, grad, grad * np.float32(self.alpha))
 
     def get_config(self):
         return {"alpha": self.alpha}
@@ -59,22 +51,24 @@ class Sigmoid(Layer):
         np.tanh(y, out=y)
         y *= np.float32(0.5)
         y += np.float32(0.5)
-        self.y = y
+        self.saved.y = y
         return y
 
     def backward(self, grad):
-        return grad * self.y * (1 - self.y)
+        y = self.saved.y
+        return grad * y * (1 - y)
 
 
 class Tanh(Layer):
     """tanh x; derivative 1 - y^2."""
 
     def forward(self, x, training=False):
-        self.y = np.tanh(x)
-        return self.y
+        y = self.saved.y = np.tanh(x)
+        return y
 
     def backward(self, grad):
-        return grad * (1 - self.y * self.y)
+        y = self.saved.y
+        return grad * (1 - y * y)
 
 
 class Softmax(Layer):
@@ -85,9 +79,9 @@ class Softmax(Layer):
         y = x - x.max(axis=1, keepdims=True)  # subtracting the row max keeps exp from overflowing
         np.exp(y, out=y)
         y /= y.sum(axis=1, keepdims=True)
-        self.y = y
+        self.saved.y = y
         return y
 
     def backward(self, grad):
-        y = self.y
+        y = self.saved.y
         return y * (grad - (grad * y).sum(axis=1, keepdims=True))

@@ -1,24 +1,24 @@
-"""Callbacks: hooks into `Sequential.fit` that read a ``logs`` dict and may stop training.
+"""Callbacks: hooks into training that read a ``logs`` dict and may stop it, and `CallbackList`,
+which calls every hook of a run's callbacks in one place (as Keras's ``CallbackList`` does).
 
 ``logs`` at the end of an epoch holds ``epoch`` (1-based), ``loss``, ``accuracy`` (running means
 over the epoch's batches, in training mode), ``val_loss``/``val_accuracy`` when there is validation
 data, ``lr`` and ``seconds``. After each batch it holds ``batch`` (1-based), ``batches``, ``loss``,
 ``accuracy`` (running means so far) and ``lr``.
+
+Progress display is not here: the front ends draw it (see `digitlab.cli`).
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import time
-from typing import TextIO
-
+from typing import Iterable
 
 from ..errors import ModelError
 
 
 class Callback:
-    model = None  # set by fit before on_train_begin
+    model = None  # set before on_train_begin
 
     def on_train_begin(self, logs: dict) -> None: ...
     def on_epoch_begin(self, epoch: int, logs: dict) -> None: ...
@@ -27,11 +27,48 @@ class Callback:
     def on_train_end(self, logs: dict) -> None: ...
 
 
-def _better(monitor: str):
-    """Comparison for a metric: lower is better for losses, higher for accuracies."""
+class CallbackList:
+    """The callbacks of one training run, called as one. Per-batch hooks cost time when batches
+    are single images, so ``on_batch_end`` reaches only the callbacks that define it, and
+    ``wants_batches`` tells a trainer whether to report batches at all."""
+
+    def __init__(self, callbacks: Iterable[Callback], model) -> None:
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            cb.model = model
+        self._batch = [cb for cb in self.callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
+
+    @property
+    def wants_batches(self) -> bool:
+        return bool(self._batch)
+
+    def on_train_begin(self, logs):
+        for cb in self.callbacks:
+            cb.on_train_begin(logs)
+
+    def on_epoch_begin(self, epoch, logs):
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch, logs)
+
+    def on_batch_end(self, batch, logs):
+        for cb in self._batch:
+            cb.on_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs):
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs):
+        for cb in self.callbacks:
+            cb.on_train_end(logs)
+
+
+def improved(monitor: str, new: float, best: float, min_delta: float = 0.0) -> bool:
+    """Whether ``new`` beats ``best`` by more than ``min_delta``: lower is better for a loss,
+    higher for an accuracy."""
     if "loss" in monitor:
-        return lambda new, best, delta: new < best - delta
-    return lambda new, best, delta: new > best + delta
+        return new < best - min_delta
+    return new > best + min_delta
 
 
 class EarlyStopping(Callback):
@@ -42,7 +79,6 @@ class EarlyStopping(Callback):
         if patience < 0:
             raise ModelError(f"EarlyStopping: patience must be >= 0. Received: patience={patience!r}")
         self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
-        self.better = _better(monitor)
 
     def on_train_begin(self, logs):
         self.best, self.best_epoch, self.wait, self.best_weights = None, None, 0, None
@@ -53,7 +89,7 @@ class EarlyStopping(Callback):
             raise ModelError(f"EarlyStopping monitors {self.monitor!r} but training logs only {sorted(logs)}"
                              + (" (give validation data)" if self.monitor.startswith("val_") else ""))
         value = logs[self.monitor]
-        if self.best is None or self.better(value, self.best, self.min_delta):
+        if self.best is None or improved(self.monitor, value, self.best, self.min_delta):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best:
                 self.best_weights = self.model.get_weights()
@@ -67,74 +103,6 @@ class EarlyStopping(Callback):
         if self.restore_best and self.best_weights is not None and self.best_epoch != logs.get("epoch"):
             self.model.set_weights(self.best_weights)
             logs["restored_epoch"] = self.best_epoch
-
-
-class ModelCheckpoint(Callback):
-    """Save the model to ``path`` (atomically) after each epoch, or only when ``monitor`` improves.
-    ``path`` may contain ``{epoch}``."""
-
-    def __init__(self, path: str, monitor: str | None = None, **metadata):
-        self.path, self.monitor, self.metadata = str(path), monitor, metadata
-        self.better = _better(monitor) if monitor else None
-        self.best = None
-
-    def on_epoch_end(self, epoch, logs):
-        if self.monitor:
-            value = logs[self.monitor]
-            if self.best is not None and not self.better(value, self.best, 0.0):
-                return
-            self.best = value
-        self.model.save(self.path.format(epoch=epoch), **self.metadata)
-
-
-class Every:
-    """Whether a progress display is due to redraw after batch ``batch`` of ``total``: about
-    ``times`` times a pass, and always at the last batch. Batch numbers may skip (per-sample
-    training reports once per block of samples)."""
-
-    def __init__(self, total: int, times: int):
-        self.total, self.step, self.next = total, max(1, total // times), 0
-
-    def __call__(self, batch: int) -> bool:
-        if batch < self.next and batch != self.total:
-            return False
-        self.next = batch + self.step
-        return True
-
-
-class ProgressBar(Callback):
-    """A plain-text progress line per epoch, for scripts and notebooks (the CLI draws its own)."""
-
-    def __init__(self, stream: TextIO | None = None, width: int = 30):
-        self.stream, self.width = stream or sys.stderr, width
-
-    def on_train_begin(self, logs):
-        self.epochs = logs.get("epochs")
-
-    def on_epoch_begin(self, epoch, logs):
-        self.start = time.perf_counter()
-        self.epoch = epoch
-        self.due = Every(logs["batches"], 100)  # redraw about a hundred times an epoch
-
-    def on_batch_end(self, batch, logs):
-        total = logs["batches"]
-        if not self.stream.isatty() or not self.due(batch):
-            return
-        filled = int(self.width * batch / total)
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / batch * (total - batch)
-        self.stream.write(
-            f"\repoch {self.epoch}/{self.epochs} [{'=' * filled}{'.' * (self.width - filled)}] "
-            f"{batch}/{total} loss {logs['loss']:.4f} acc {logs['accuracy']:.4f} eta {eta:4.0f}s"
-        )
-        self.stream.flush()
-
-    def on_epoch_end(self, epoch, logs):
-        extra = "".join(f" {k} {logs[k]:.4f}" for k in ("val_loss", "val_accuracy") if k in logs)
-        if not self.stream.isatty():  # no redrawn line was written: print the whole summary
-            self.stream.write(f"epoch {epoch}/{self.epochs} loss {logs['loss']:.4f} acc {logs['accuracy']:.4f}")
-        self.stream.write(f" {logs['seconds']:.1f}s{extra}\n")
-        self.stream.flush()
 
 
 class History:

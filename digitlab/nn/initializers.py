@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import lookup
 
 
 def he_normal(shape, fan_in, fan_out, rng):
@@ -73,7 +73,4 @@ INITIALIZERS = {
 
 
 def get_initializer(name: str):
-    try:
-        return INITIALIZERS[name]
-    except KeyError:
-        raise ModelError(f"unknown initializer {name!r}; known: {', '.join(INITIALIZERS)}") from None
+    return lookup(INITIALIZERS, name, "initializer")

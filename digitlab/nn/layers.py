@@ -4,7 +4,8 @@ The protocol every layer follows:
 
 * ``build(input_shape, rng) -> output_shape`` creates the weights once the input shape is known
   (shapes exclude the batch axis);
-* ``forward(x, training) -> y`` keeps what ``backward`` will need;
+* ``forward(x, training) -> y`` keeps what ``backward`` will need in ``saved``, which is per
+  thread: several threads may run one model's forward passes at once;
 * ``backward(grad_y) -> grad_x`` writes the gradient of each parameter into ``grads`` (same order as
   ``params``) and returns the gradient for the layer below. It may overwrite ``grad_y``. When
   ``need_input_grad`` is false (the network's first layer with weights) it skips computing
@@ -12,16 +13,27 @@ The protocol every layer follows:
 * ``params``/``grads`` are lists of float32 arrays; ``state`` holds non-trained arrays that are
   saved with the model (batch-norm statistics). The model may replace these arrays by views of one
   flat buffer, so a layer always reaches its weights through the lists;
+* the heavy arithmetic goes through `digitlab.nn.kernels`, named for what it computes;
 * ``get_config()`` returns the constructor arguments: ``type(**config)`` rebuilds the layer.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..errors import ModelError
+from . import kernels
 from .initializers import get_initializer
-from .threads import matmul
+
+
+class Saved(threading.local):
+    """What a layer's forward pass keeps for its backward pass, one set per thread. Copies and
+    pickles start empty."""
+
+    def __reduce__(self):
+        return type(self), ()
 
 
 class Layer:
@@ -34,6 +46,7 @@ class Layer:
         self.need_input_grad = True
         self.input_shape: tuple[int, ...] | None = None
         self.output_shape: tuple[int, ...] | None = None
+        self.saved = Saved()
 
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
         self.input_shape = self.output_shape = tuple(input_shape)
@@ -55,46 +68,6 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
-
-
-_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
-
-
-def column_sums(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Sum over every axis but the last, as ``ones @ a``: BLAS does it several times faster than
-    NumPy's reduction along the leading axis, and bias gradients and batch-norm statistics are
-    exactly such sums."""
-    a = a.reshape(-1, a.shape[-1])
-    key = (len(a), a.dtype)
-    ones = _ONES.get(key)
-    if ones is None:
-        ones = _ONES[key] = np.ones(len(a), a.dtype)
-    return np.matmul(ones, a, out=out)
-
-
-# Width of the rows `per_channel` works on: NumPy ran a per-channel operation on a 25088 x 32 array
-# in 0.23 ms row by row, 0.14-0.17 ms on rows of 256 to 4096 floats, and 0.10 ms on rows of 8192
-# or more, about the speed of adding two whole arrays.
-_WIDE_ROW = 8192
-
-
-def per_channel(op, a: np.ndarray, vector: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``op(a, vector, out=out)`` for an array ``a`` of shape (..., C) and a per-channel vector of C
-    values, as batch norm and biases need it. NumPy broadcasts the vector along the rows, one inner
-    loop of C elements per row: for 32 channels that is 2-3 times slower than the same work on
-    whole arrays. Here the rows are seen 8192 floats wide with the vector tiled to match, so the
-    inner loops are long; rows that do not fill a wide row go the usual way."""
-    c = a.shape[-1]
-    if not (a.flags.c_contiguous and out.flags.c_contiguous) or c >= _WIDE_ROW:
-        return op(a, vector, out=out)
-    a2, out2 = a.reshape(-1, c), out.reshape(-1, c)
-    k = _WIDE_ROW // c
-    whole = len(a2) // k * k
-    if whole:
-        op(a2[:whole].reshape(-1, k * c), np.tile(vector, k), out=out2[:whole].reshape(-1, k * c))
-    if whole < len(a2):
-        op(a2[whole:], vector, out=out2[whole:])
-    return out
 
 
 def _positive_int(layer: str, name: str, value) -> int:
@@ -125,29 +98,18 @@ class Dense(Layer):
         return self.output_shape
 
     def forward(self, x, training=False):
-        self.x = x
-        W = self.params[0]
-        if len(x) == 1:  # one input (serving, per-sample training): no slices, no extra array
-            y = x @ W
-        else:
-            y = matmul(x, W, np.empty((len(x), self.units), np.result_type(x.dtype, W.dtype)))
+        self.saved.x = x
+        y = kernels.matmul(x, self.params[0])
         if self.use_bias:
             y += self.params[1]
         return y
 
     def backward(self, grad):
-        x, W, dW = self.x, self.params[0], self.grads[0]
-        if len(grad) == 1:  # numpy's matmul takes a slow path for an outer product; dot does not
-            np.dot(x.T, grad, out=dW)
-        else:
-            matmul(x.T, grad, dW)
+        W, dW = self.params[0], self.grads[0]
+        kernels.matmul(self.saved.x.T, grad, out=dW)
         if self.use_bias:
-            column_sums(grad, out=self.grads[1])
-        if not self.need_input_grad:
-            return None
-        if len(grad) == 1:
-            return grad @ W.T
-        return matmul(grad, W.T, np.empty((len(grad), len(W)), np.result_type(grad.dtype, W.dtype)))
+            kernels.column_sums(grad, out=self.grads[1])
+        return kernels.matmul(grad, W.T) if self.need_input_grad else None
 
     def get_config(self):
         return {"units": self.units, "init": self.init, "bias_init": self.bias_init, "use_bias": self.use_bias}
@@ -162,7 +124,6 @@ class Dropout(Layer):
         if not 0 <= rate < 1:
             raise ModelError(f"Dropout: rate must be in [0, 1). Received: rate={rate!r}")
         self.rate = float(rate)
-        self.mask = None
 
     def build(self, input_shape, rng):
         self.rng = rng  # the model hands each dropout layer its own seeded stream
@@ -170,14 +131,15 @@ class Dropout(Layer):
 
     def forward(self, x, training=False):
         if not training or self.rate == 0:
-            self.mask = None
+            self.saved.mask = None
             return x
         keep = np.float32(1 - self.rate)
-        self.mask = (self.rng.random(x.shape, dtype=np.float32) < keep) * (1 / keep)
-        return x * self.mask
+        mask = self.saved.mask = (self.rng.random(x.shape, dtype=np.float32) < keep) * (1 / keep)
+        return x * mask
 
     def backward(self, grad):
-        return grad if self.mask is None else grad * self.mask
+        mask = self.saved.mask
+        return grad if mask is None else grad * mask
 
     def get_config(self):
         return {"rate": self.rate}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
+from .registry import from_spec
 
 
 class CrossEntropy:
@@ -90,14 +91,4 @@ LOSSES = {"cross_entropy": CrossEntropy, "mse": MeanSquaredError}
 
 def get_loss(spec) -> CrossEntropy | MeanSquaredError:
     """A loss from its name, a ``{"name": ..., **config}`` dict, or an instance."""
-    if isinstance(spec, (CrossEntropy, MeanSquaredError)):
-        return spec
-    config = dict(spec) if isinstance(spec, dict) else {"name": spec}
-    name = config.pop("name")
-    if name not in LOSSES:
-        raise ModelError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
-    return LOSSES[name](**config)
-
-
-def loss_name(loss) -> str:
-    return next(k for k, v in LOSSES.items() if isinstance(loss, v))
+    return from_spec(LOSSES, spec, "loss")

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, lookup
 from . import activations, conv, layers
 from .callbacks import Callback, History
-from .losses import get_loss, loss_name
-from .optimizers import Optimizer, get_optimizer, optimizer_name
+from .losses import LOSSES, get_loss
+from .optimizers import OPTIMIZERS, Optimizer, get_optimizer
 from .persample import plan as per_sample_plan
-from .schedules import get_schedule, schedule_name
+from .registry import spec_of
+from .schedules import SCHEDULES, get_schedule
 from .threads import using_engine_threads
+from .training import run_epochs
 
 # Every layer type a model file may name, by class name.
 LAYERS: dict[str, type[layers.Layer]] = {
@@ -27,19 +28,18 @@ LAYERS: dict[str, type[layers.Layer]] = {
 
 
 def layer_from_config(config: dict) -> layers.Layer:
-    kind = config.get("type")
-    if kind not in LAYERS:
-        raise ModelError(f"unknown layer type {kind!r}; known: {', '.join(sorted(LAYERS))}")
-    return LAYERS[kind](**config.get("config", {}))
+    """A layer from ``{"type": class name, "config": its get_config()}``."""
+    return lookup(LAYERS, config.get("type"), "layer type")(**config.get("config", {}))
 
 
 # Work memory the layers may keep for a prediction batch (see `Sequential.inference_batch`).
 INFERENCE_BYTES = 256 << 20
 
 
-def _diverged(where: str, lr: float) -> ModelError:
-    return ModelError(f"training diverged: the loss became non-finite at {where}; the weights of the last "
-                      f"good epoch are kept. Lower the learning rate (it was {lr:g})")
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ModelError(f"{name} must be a positive integer. Received: {name}={value!r}")
+    return int(value)
 
 
 class Sequential:
@@ -109,7 +109,7 @@ class Sequential:
 
     # Optimizers walk the flat buffers in blocks of this many elements (512 KB of float32): each
     # block of parameters, gradients and moments stays in the core's cache across the dozen
-    # whole-array operations of an Adam step, about a quarter faster than one pass over everything.
+    # whole-array operations of an Adam step.
     BLOCK = 1 << 17
 
     def _bind_optimizer(self) -> None:
@@ -158,9 +158,9 @@ class Sequential:
         if self.loss is None:
             return {}
         return {
-            "loss": {"name": loss_name(self.loss), **self.loss.get_config()},
-            "optimizer": {"name": optimizer_name(self.optimizer), **self.optimizer.get_config()},
-            "schedule": {"name": schedule_name(self.schedule), **self.schedule.get_config()},
+            "loss": spec_of(LOSSES, self.loss, "loss"),
+            "optimizer": spec_of(OPTIMIZERS, self.optimizer, "optimizer"),
+            "schedule": spec_of(SCHEDULES, self.schedule, "schedule"),
         }
 
     # ----------------------------------------------------------------------------- training
@@ -225,98 +225,52 @@ class Sequential:
         x, y = self._xy(x, y)
         if self.optimizer is None:
             raise ModelError("call compile(optimizer, loss) before fit")
-        for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ModelError(f"{name} must be a positive integer. Received: {name}={value!r}")
-        if validation_data is not None and validation_split:
-            raise ModelError("give validation_data or validation_split, not both")
-        if validation_split:
-            if not 0 < validation_split < 1:
-                raise ModelError(f"validation_split must be in (0, 1). Received: {validation_split!r}")
-            order = self._train_rng.permutation(len(x))
-            n_val = max(1, int(round(len(x) * validation_split)))
-            val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-            validation_data = (x[val_idx], y[val_idx])
-            x, y = x[train_idx], y[train_idx]
-        if validation_data is not None:
-            validation_data = self._xy(*validation_data) if isinstance(validation_data, tuple) else self._xy(validation_data)
-
-        history = History()
-        callbacks = list(callbacks)
-        for cb in callbacks:
-            cb.model = self
-        self.stop_training = False
+        epochs, batch_size = _positive_int("epochs", epochs), _positive_int("batch_size", batch_size)
+        (x, y), validation_data = self._validation(x, y, validation_data, validation_split)
         n, steps = len(x), math.ceil(len(x) / batch_size)
-        train_logs = {"epochs": epochs, "samples": n, "batches": steps}
-        logs: dict = dict(train_logs)
-        for cb in callbacks:
-            cb.on_train_begin(train_logs)
-        # Per-batch hooks cost time at batch size 1: call only the callbacks that define one.
-        batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
         # Batches of one on a plain dense network: the same steps, taken a block at a time.
         per_sample = per_sample_plan(self) if batch_size == 1 and augment is None else None
-        first_epoch = len(self.history) + 1
-        for e in range(epochs):
-            epoch = first_epoch + e
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch, train_logs)
-            start = time.perf_counter()
-            good_weights = self._flat_params.copy()
-            order = self._train_rng.permutation(n) if shuffle else np.arange(n)
-            total_loss, correct, seen = 0.0, 0, 0
 
-            def report(batch, seen, loss_sum, right, lr):
-                batch_logs = {"batch": batch, "batches": steps, "loss": loss_sum / seen,
-                              "accuracy": right / seen, "lr": lr}
-                for cb in batch_callbacks:
-                    cb.on_batch_end(batch, batch_logs)
+        def epoch(e, report):
+            order = self._train_rng.permutation(n) if shuffle else np.arange(n)
+
+            def lr_at(step):
+                return self.schedule(self.optimizer.base_lr, e + step / steps, epochs)
 
             if per_sample is not None:
-                base_lr = self.optimizer.base_lr
+                loss_sum, correct = per_sample.epoch(x, y, order, lr_at, report)
+                self.optimizer.lr = lr_at(steps - 1)
+                return loss_sum / n, correct / n, self.optimizer.lr
+            loss_sum, correct, seen = 0.0, 0, 0
+            for b in range(steps):
+                idx = order[b * batch_size : (b + 1) * batch_size]
+                xb = x[idx] if augment is None else augment(x[idx], self._train_rng)
+                self.optimizer.lr = lr_at(b)
+                loss, right = self.train_step(xb, y[idx])
+                loss_sum, correct, seen = loss_sum + loss * len(idx), correct + right, seen + len(idx)
+                if report:
+                    report(b + 1, loss_sum / seen, correct / seen, self.optimizer.lr)
+            return loss_sum / n, correct / n, self.optimizer.lr
 
-                def lr_at(i):
-                    return self.schedule(base_lr, e + i / steps, epochs)
+        def validate():
+            return {f"val_{k}": v for k, v in self.evaluate(*validation_data).items()}
 
-                def on_block(done, loss_sum, right):  # batches of one: samples done = batches done
-                    report(done, done, loss_sum, right, lr_at(done - 1))
+        return run_epochs(self, epochs, steps, n, epoch, callbacks, validate if validation_data else None)
 
-                try:
-                    total_loss, correct = per_sample.epoch(x, y, order, lr_at, on_block if batch_callbacks else None)
-                except FloatingPointError:
-                    self._flat_params[...] = good_weights
-                    raise _diverged(f"epoch {epoch}", base_lr) from None
-                self.optimizer.lr, seen = lr_at(steps - 1), n
-            else:
-                for b in range(steps):
-                    idx = order[b * batch_size : (b + 1) * batch_size]
-                    xb, yb = x[idx], y[idx]
-                    if augment is not None:
-                        xb = augment(xb, self._train_rng)
-                    self.optimizer.lr = self.schedule(self.optimizer.base_lr, e + b / steps, epochs)
-                    try:
-                        loss, right = self.train_step(xb, yb)
-                    except FloatingPointError:
-                        self._flat_params[...] = good_weights
-                        raise _diverged(f"epoch {epoch}, batch {b + 1}", self.optimizer.lr) from None
-                    total_loss += loss * len(idx)
-                    correct += right
-                    seen += len(idx)
-                    if batch_callbacks:
-                        report(b + 1, seen, total_loss, correct, self.optimizer.lr)
-            logs = {"epoch": epoch, "loss": total_loss / seen, "accuracy": correct / seen, "lr": self.optimizer.lr}
-            if validation_data is not None:
-                val = self.evaluate(*validation_data)
-                logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-            logs["seconds"] = time.perf_counter() - start
-            history.epochs.append(dict(logs))
-            self.history.epochs.append(dict(logs))  # before the callbacks: a checkpoint saves it
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        for cb in callbacks:
-            cb.on_train_end(logs)
-        return history
+    def _validation(self, x, y, data, split: float):
+        """(training inputs and labels, validation inputs and labels or None)."""
+        if data is not None and split:
+            raise ModelError("give validation_data or validation_split, not both")
+        if split:
+            if not 0 < split < 1:
+                raise ModelError(f"validation_split must be in (0, 1). Received: {split!r}")
+            order = self._train_rng.permutation(len(x))
+            n_val = max(1, int(round(len(x) * split)))
+            val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+            return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])
+        if data is not None:
+            data = self._xy(*data) if isinstance(data, tuple) else self._xy(data)
+        return (x, y), data
 
     # ----------------------------------------------------------------------------- inference
     def inference_batch(self) -> int:
@@ -349,12 +303,6 @@ class Sequential:
 
     def __call__(self, x) -> np.ndarray:
         return self.predict_proba(x)
-
-    def save(self, path, **metadata):
-        """Write the model to ``path`` (.npz): see `digitlab.io.save_model`."""
-        from ..io import save_model  # the file format lives in the io layer, below the engine
-
-        return save_model(self, path, **metadata)
 
     # ----------------------------------------------------------------------------- checks
     def _require_built(self):

@@ -20,13 +20,8 @@ import math
 import numpy as np
 
 from ..errors import ModelError
-from .threads import row_work, split
-
-
-def _sliced(update, arrays, passes: int) -> None:
-    """``update(*arrays)`` done slice by slice (along the first axis) on the engine's threads:
-    element-wise, so the slices are independent."""
-    split(lambda lo, hi: update(*(a[lo:hi] for a in arrays)), len(arrays[0]), row_work(arrays[0], passes))
+from .kernels import elementwise
+from .registry import from_spec
 
 
 class Optimizer:
@@ -112,10 +107,10 @@ class SGD(Optimizer):
 
         if mu:
             for arrays in zip(self.params, self.grads, self._tmp, self.velocity):
-                _sliced(with_momentum, arrays, passes=8)
+                elementwise(with_momentum, *arrays, passes=8)
         else:
             for arrays in zip(self.params, self.grads, self._tmp):
-                _sliced(plain, arrays, passes=3)
+                elementwise(plain, *arrays, passes=3)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -166,7 +161,7 @@ class Adam(Optimizer):
             p -= tmp
 
         for arrays in zip(self.params, self.grads, self.m, self.v, self._tmp):
-            _sliced(update, arrays, passes=14)
+            elementwise(update, *arrays, passes=14)
 
     def get_config(self):
         return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
@@ -175,17 +170,6 @@ class Adam(Optimizer):
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}
 
 
-def get_optimizer(spec, **overrides) -> Optimizer:
+def get_optimizer(spec) -> Optimizer:
     """An optimizer from its name, a ``{"name": ..., **config}`` dict, or an instance."""
-    if isinstance(spec, Optimizer):
-        return spec
-    config = dict(spec) if isinstance(spec, dict) else {"name": spec}
-    config.update(overrides)
-    name = config.pop("name")
-    if name not in OPTIMIZERS:
-        raise ModelError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[name](**config)
-
-
-def optimizer_name(opt: Optimizer) -> str:
-    return next(k for k, v in OPTIMIZERS.items() if type(opt) is v)
+    return from_spec(OPTIMIZERS, spec, "optimizer")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from ..errors import ModelError
+from .registry import from_spec
 
 
 class Constant:
@@ -73,16 +74,4 @@ SCHEDULES = {"constant": Constant, "step": StepDecay, "cosine": Cosine, "onecycl
 
 def get_schedule(spec):
     """A schedule from its name, a ``{"name": ..., **config}`` dict, an instance, or None (constant)."""
-    if spec is None:
-        return Constant()
-    if not isinstance(spec, (str, dict)):
-        return spec
-    config = dict(spec) if isinstance(spec, dict) else {"name": spec}
-    name = config.pop("name")
-    if name not in SCHEDULES:
-        raise ModelError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
-    return SCHEDULES[name](**config)
-
-
-def schedule_name(schedule) -> str:
-    return next(k for k, v in SCHEDULES.items() if type(schedule) is v)
+    return Constant() if spec is None else from_spec(SCHEDULES, spec, "schedule")

@@ -5,16 +5,13 @@ NumPy runs its element-wise operations, gathers and reductions on one core; only
 network's training step. Letting BLAS start threads of its own does not fix it and costs more:
 OpenBLAS keeps its threads spinning for a while after every product, so work started on another
 core right after a product fights them for that core, and arrays one core writes just after
-another core's BLAS thread read them bounce between the cores' caches. On this project's 2-core
-machine, gathering the second convolution's patches of cnn-fast took 0.6 ms alone and 2.3 ms right
-after a multi-threaded product.
+another core's BLAS thread read them bounce between the cores' caches.
 
 So while a model trains or predicts, the engine takes the threads itself (`engine_threads`): BLAS
-runs one thread per call, and each layer cuts its heavy work (gathers, products, element-wise
-passes) into one contiguous slice of the batch per core, run at once (`split`). NumPy releases the
-GIL inside each of these calls, so the slices really run in parallel. A product is sliced along its
-larger operand (`matmul`), as BLAS itself would. Training cnn-fast on 19,200 images took 2.3-2.4 s
-this way against 4.6-4.7 s before, in back-to-back runs.
+runs one thread per call, and the kernels (`digitlab.nn.kernels`) cut their heavy work (gathers,
+products, element-wise passes) into one contiguous slice of the batch per core, run at once
+(`split`). NumPy releases the GIL inside each of these calls, so the slices really run in
+parallel. BENCHMARKS.md has what this gained.
 
 Results do not depend on the number of threads except for the order of floating-point sums in the
 few reductions that add per-slice partial results (bias, weight and batch-norm sums).
@@ -34,8 +31,8 @@ from threadpoolctl import ThreadpoolController
 T = TypeVar("T")
 
 # Below this much work (floats touched by element-wise passes) a slice is not worth a thread:
-# handing one over and waiting for it costs 13 us or more. Set by timing cnn-fast and the Keras
-# dense network's training with 2^14, 2^16, 2^18 and 2^20: 2^16 was as fast as any.
+# handing one over and waiting for it costs more than the slice saves. Chosen by timing training
+# with several values (BENCHMARKS.md).
 MIN_WORK = 1 << 16
 # Matrix products count their multiply-adds divided by this: a product smaller than about 8
 # million multiply-adds runs whole, on one core.
@@ -54,8 +51,8 @@ THREADS = _default_threads()  # slices per operation at most; DIGITLAB_THREADS o
 
 
 class _Worker:
-    """A thread that runs one slice at a time, handed over through two locks: about 13 us from
-    hand-over to result for an empty slice, where a ThreadPoolExecutor's futures take about 50."""
+    """A thread that runs one slice at a time, handed over through two locks: a quarter of the
+    hand-over time of a ThreadPoolExecutor's futures."""
 
     def __init__(self) -> None:
         self._go, self._done = threading.Lock(), threading.Lock()
@@ -110,11 +107,6 @@ def slices(n: int, work_per_item: float = 1.0) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def row_work(x, passes: int = 1) -> int:
-    """Work per row of ``x`` (along its first axis) for ``passes`` passes over it, for `split`."""
-    return passes * (x.size // max(len(x), 1))
-
-
 def split(fn: Callable[[int, int], T], n: int, work_per_item: float = 1.0) -> list[T]:
     """Run ``fn(lo, hi)`` on the `slices` of range(n) at once, the calling thread taking the first;
     returns the results in slice order. Every slice has finished when it returns, even when one
@@ -148,27 +140,16 @@ def split_sum(fn: Callable[[int, int], T], n: int, work_per_item: float = 1.0) -
     return functools.reduce(np.add, parts)
 
 
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = a @ b`` for 2-D arrays, sliced over the threads along the larger operand: by rows
-    of ``a``, or by columns of ``b``. Each thread then reads half of the larger operand and all of
-    the smaller one, as a multi-threaded BLAS would arrange it."""
-    (m, k), n = a.shape, b.shape[1]
-    if a.size >= b.size:
-        split(lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]), m, k * n / GEMM_WORK)
-    else:
-        split(lambda lo, hi: np.matmul(a, b[:, lo:hi], out=out[:, lo:hi]), n, m * k / GEMM_WORK)
-    return out
-
-
 _blas: ThreadpoolController | None = None
 
 
 @contextmanager
 def engine_threads():
-    """Hold BLAS to one thread per call inside the block: the layers `split` their work instead."""
+    """Hold BLAS to one thread per call inside the block: the kernels `split` their work instead.
+    Several threads may be inside at once (threadpoolctl lets one of them control BLAS's pool)."""
     global _blas
     if _blas is None:
-        _blas = ThreadpoolController()  # finds the BLAS libraries loaded (NumPy's): about 1 ms, once
+        _blas = ThreadpoolController()  # finds the BLAS libraries loaded (NumPy's), once
     with _blas.limit(limits=1, user_api="blas"):
         yield
 

@@ -12,15 +12,13 @@ CPython's fast paths (``sum``/``map``/``itemgetter`` in C, local names).
     net.train_epoch(images, labels, lr=0.02, rule="softmax", rng=random.Random(0))
     net.predict(images[0]), net.accuracy(images, labels)
 
-No NumPy is imported anywhere in this package (a test checks it). `digitlab.pure_recipes` turns
+No NumPy is imported anywhere in this package (a test checks it). `digitlab.recipes.pure` turns
 a trained network into a NumPy `Sequential` with the same weights, which saves to a model file.
 """
 
 from .images import SparseImage, dense, sparse, sparse_images
 from .network import RULES, PureNetwork, softmax
-from .tutorial import tutorial_predict, tutorial_train, tutorial_weights
 
 __all__ = [
     "PureNetwork", "RULES", "SparseImage", "dense", "softmax", "sparse", "sparse_images",
-    "tutorial_predict", "tutorial_train", "tutorial_weights",
 ]

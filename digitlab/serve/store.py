@@ -18,7 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import ModelError
-from ..io import load_model
+from ..modelfile import load_model
 from ..nn import Sequential
 
 INPUT_SHAPE = (28, 28)

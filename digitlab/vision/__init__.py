@@ -7,11 +7,11 @@ by the centre of mass), so that a network trained on MNIST sees what it learned 
 
 from ..errors import ImageError
 from .load import MAX_BYTES, MAX_PIXELS, WORK_SIDE, load_grey, open_image
-from .preprocess import find_ink, fit_mnist, to_mnist, to_mnist_naive
+from .preprocess import find_ink, fit_mnist, to_mnist
 from .read import Reading, read
 from .segment import segment
 
 __all__ = [
     "ImageError", "MAX_BYTES", "MAX_PIXELS", "WORK_SIDE", "find_ink", "fit_mnist", "load_grey",
-    "open_image", "Reading", "read", "segment", "to_mnist", "to_mnist_naive",
+    "open_image", "Reading", "read", "segment", "to_mnist",
 ]

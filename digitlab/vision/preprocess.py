@@ -13,8 +13,8 @@ through:
    `fit_mnist` fits them: the longer side to 20 px by area-averaging (anti-aliasing), strokes much
    thinner than MNIST's thickened, pasted into 28x28 by the centre of mass.
 
-`to_mnist_naive` is the usual tutorial shortcut (grey, resize to 28x28, invert), kept to measure
-what the steps above are worth.
+bench/handwriting.py measures what these steps are worth against the usual tutorial shortcut
+(grey, plain resize to 28x28, invert).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from PIL import Image, ImageFilter
 
 from ..errors import ImageError
 from .components import Components, dilate, label
-from .load import WORK_SIDE, load_grey, read_grey
+from .load import WORK_SIDE, read_grey
 
 SIDE = 28  # MNIST's image side
 BOX = 20  # the box the digit's longer side is fitted into
@@ -82,17 +82,6 @@ def to_mnist(image) -> np.ndarray:
     ink = find_ink(image)
     chosen = _main_parts(ink.parts)
     return fit_mnist(_crop(ink, chosen)[0], ink.stroke)
-
-
-def to_mnist_naive(image) -> np.ndarray:
-    """The tutorial shortcut, for comparison: grey, plain resize to 28x28 (Pillow's bicubic),
-    inverted when the background is light. uint8 28 x 28."""
-    grey = load_grey(image)
-    small = np.asarray(Image.fromarray(grey, "F").resize((SIDE, SIDE), Image.Resampling.BICUBIC))
-    small = np.clip(small, 0.0, 1.0)
-    if np.median(grey) > 0.5:
-        small = 1.0 - small
-    return _to_uint8(small)
 
 
 def find_ink(image) -> Ink:

@@ -1,6 +1,7 @@
 """The first tutorial's network and loop, written the way it was published: dense lists, a loop
-over every weight, no tricks. It is the reference the fast engine is checked and timed against;
-`PureNetwork` with ``rule="delta"`` does the same arithmetic on the non-zero pixels only.
+over every weight, no tricks. It is the reference `digitlab.pure` is checked (tests/test_pure.py)
+and timed (bench/pure.py) against; `PureNetwork` with ``rule="delta"`` does the same arithmetic on
+the non-zero pixels only.
 
     weights[i][j]: 10 x 784, row i filled with 0.0001 * i (see `PureNetwork.tutorial`)
     output[i] = sum_j weights[i][j] * x[j]              x = raw pixels 0..255
@@ -14,9 +15,6 @@ from __future__ import annotations
 from typing import Sequence
 
 ALPHA = 1e-7
-EPOCHS = 5
-TRAIN_IMAGES = 1000
-PUBLISHED_ACCURACY = 0.7447
 
 
 def tutorial_weights() -> list[list[float]]:

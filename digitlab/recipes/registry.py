@@ -1,20 +1,15 @@
-"""Recipes: named, versioned ways to build and train a model, one per tutorial (its architecture
-and hyper-parameters as published, with the figure it reported) and the project's own best ones.
-
-``train_recipe("mlp")`` loads the data, builds, trains and evaluates; the CLI's ``digitlab train
---recipe NAME`` is a thin shell over it.
+"""The registry of recipes: named, versioned ways to build and train a model, one per tutorial (its
+architecture and hyper-parameters as published, with the figure it reported) and the project's
+own best ones.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable
+from typing import Callable
 
-
-from .data import Augment, Dataset, load_mnist, load_sklearn_digits
-from .errors import ModelError
-from .nn import (
+from ..errors import lookup
+from ..nn import (
     BatchNorm,
     Conv2D,
     Dense,
@@ -28,8 +23,7 @@ from .nn import (
     Softmax,
     Tanh,
 )
-from .nn.callbacks import Callback
-from .pure_recipes import PURE, TUTORIAL
+from .pure import PURE, TUTORIAL
 
 
 @dataclass(frozen=True)
@@ -116,8 +110,8 @@ def _mlp():
 def _cnn_fast():
     # Strided convolutions instead of convolution + pooling: the spatial size halves inside the
     # convolution itself, so no 28x28x16 activation is ever built, pooled and back-propagated.
-    # PyTorch's default initialisation: 99.18-99.29% after 3 epochs for seeds 0-5, against
-    # 99.03-99.20% with he_normal (version 1).
+    # PyTorch's default initialisation, which trained better than he_normal (version 1) over six
+    # seeds (BENCHMARKS.md).
     init = "pytorch_default"
     return [Rescaling(1 / 255), Reshape((28, 28, 1)),
             Conv2D(32, 5, stride=2, init=init), BatchNorm(), ReLU(),
@@ -239,9 +233,9 @@ RECIPES: dict[str, Recipe] = {
             batch_size=128,
         ),
         _CNN_FAST,
-        # The default: cnn-fast's network, given the two minutes that 3 epochs leave unused.
-        # Without augmentation 12 epochs are no better than 3 (99.19-99.20% against 99.17%,
-        # measured with version 1's he_normal).
+        # The default: cnn-fast's network, given the two minutes that 3 epochs leave unused. The
+        # longer run pays only with augmentation: without it, 12 epochs are no better than 3
+        # (BENCHMARKS.md).
         replace(
             _CNN_FAST,
             name="cnn-fast-aug",
@@ -266,14 +260,6 @@ RECIPES: dict[str, Recipe] = {
             epochs=12,
             source="digitlab, after An et al. (2020), 'An Ensemble of Simple Convolutional Neural Network Models "
                    "for MNIST Digit Recognition': their M5 network, trained as cnn is instead of for 150 epochs",
-        ),
-        replace(
-            _CNN,
-            name="cnn-elastic",
-            summary="the cnn recipe with elastic distortion added to its augmentation (measured: worse alone and in ensembles)",
-            augment={**_CNN.augment, "elastic": 24.0, "elastic_sigma": 4.0},
-            notes="elastic distortion after Simard et al. (2003): smooth random fields, sigma 4 px, strength 24; "
-                  "99.35% and 99.43% for seeds 0 and 1 against 99.60-99.68% for cnn",
         ),
         Recipe(
             name="digits-cnn",
@@ -322,67 +308,4 @@ DEFAULT_RECIPE = "cnn-fast-aug"
 
 
 def get_recipe(name: str) -> Recipe:
-    try:
-        return RECIPES[name]
-    except KeyError:
-        raise ModelError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}") from None
-
-
-def load_data(recipe: Recipe, data_dir=None) -> tuple[Dataset, Dataset]:
-    """(train, test) for a recipe, with its training subset applied."""
-    if recipe.dataset == "digits":
-        train, test = load_sklearn_digits("train"), load_sklearn_digits("test")
-    else:
-        train, test = load_mnist("train", data_dir), load_mnist("test", data_dir)
-    if recipe.train_limit:
-        train = train[: recipe.train_limit]
-    return train, test
-
-
-@dataclass
-class TrainResult:
-    model: Sequential
-    recipe: Recipe
-    test: dict  # {"loss": ..., "accuracy": ...}
-    seconds: float  # training wall time, evaluation excluded
-
-
-def train_recipe(
-    name: str | Recipe,
-    *,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    seed: int = 0,
-    data_dir=None,
-    data: tuple[Dataset, Dataset] | None = None,
-    callbacks: Iterable[Callback] = (),
-) -> TrainResult:
-    """Train a recipe on its dataset and evaluate it on the test set.
-
-    ``epochs``, ``batch_size`` and ``lr`` override the recipe's values; ``data`` = (train, test)
-    skips loading. The model's metadata records the recipe, its settings and the test metrics, so
-    a saved model file says how it was made.
-    """
-    recipe = get_recipe(name) if isinstance(name, str) else name
-    if epochs is not None or batch_size is not None:
-        recipe = replace(recipe, epochs=epochs or recipe.epochs, batch_size=batch_size or recipe.batch_size)
-    train, test = data if data is not None else load_data(recipe, data_dir)
-    start = time.perf_counter()
-    if recipe.trainer is not None:
-        model = recipe.trainer(recipe, train, seed=seed, lr=lr, callbacks=callbacks)
-    else:
-        model = recipe.build(seed, lr)
-        augment = Augment(**recipe.augment) if recipe.augment else None
-        model.fit(train, epochs=recipe.epochs, batch_size=recipe.batch_size, callbacks=callbacks, augment=augment)
-    seconds = time.perf_counter() - start
-    metrics = model.evaluate(test)
-    model.metadata.update(
-        recipe=recipe.name,
-        recipe_version=recipe.version,
-        published_accuracy=recipe.published,
-        training={"epochs": recipe.epochs, "batch_size": recipe.batch_size, "lr": lr or recipe.optimizer.get("lr"),
-                  "seed": seed, "train_images": len(train), "seconds": round(seconds, 3), "dataset": recipe.dataset},
-        metrics={"test_loss": metrics["loss"], "test_accuracy": metrics["accuracy"], "test_images": len(test)},
-    )
-    return TrainResult(model, recipe, metrics, seconds)
+    return lookup(RECIPES, name, "recipe")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import math
 import os
 import zipfile
 from pathlib import Path
@@ -19,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from ._files import atomic_write
+from ._files import atomic_write, jsonable
 from .errors import ModelError
-from .nn import Sequential
+from .nn import Callback, Sequential
+from .nn.callbacks import improved
 
 FORMAT = "digitlab-model"
 FORMAT_VERSION = 1
@@ -38,21 +38,6 @@ def _checksum(arrays: list[np.ndarray]) -> str:
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
-
-
-def _jsonable(value):
-    """Plain JSON types; NaN/inf become null (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    return value
 
 
 def save_model(model: Sequential, path: str | os.PathLike, **metadata) -> Path:
@@ -74,7 +59,7 @@ def save_model(model: Sequential, path: str | os.PathLike, **metadata) -> Path:
         "arrays": [{"shape": list(a.shape), "dtype": a.dtype.str} for a in arrays],
         "sha256": _checksum(arrays),
     }
-    blob = json.dumps(_jsonable(header), allow_nan=False).encode("utf-8")
+    blob = json.dumps(jsonable(header), allow_nan=False).encode("utf-8")
     path = Path(path)
     if path.suffix != ".npz":
         raise ModelError(f"{path}: model files end in .npz")
@@ -122,7 +107,7 @@ def _check_header(path: Path, header: dict) -> None:
 
 
 def load_model(path: str | os.PathLike) -> Sequential:
-    """Read a model file written by `save_model` (or `Sequential.save`) and rebuild the network,
+    """Read a model file written by `save_model` and rebuild the network,
     with its history and metadata. Raises `ModelError` for a missing, foreign, newer, truncated or
     tampered file."""
     path = Path(path)
@@ -142,3 +127,20 @@ def load_model(path: str | os.PathLike) -> Sequential:
     reserved = {"format", "format_version", "digitlab_version", "architecture", "compile", "history", "arrays", "sha256"}
     model.metadata = {k: v for k, v in header.items() if k not in reserved}
     return model
+
+
+class ModelCheckpoint(Callback):
+    """Save the model to ``path`` (atomically, with `save_model`) after each epoch, or only when
+    ``monitor`` improves. ``path`` may contain ``{epoch}``."""
+
+    def __init__(self, path: str, monitor: str | None = None, **metadata):
+        self.path, self.monitor, self.metadata = str(path), monitor, metadata
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs):
+        if self.monitor:
+            value = logs[self.monitor]
+            if self.best is not None and not improved(self.monitor, value, self.best):
+                return
+            self.best = value
+        save_model(self.model, self.path.format(epoch=epoch), **self.metadata)

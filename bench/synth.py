@@ -1,4 +1,5 @@
-"""Realistic handwriting that is not MNIST, generated: to measure `to_mnist` and `segment` honestly.
+"""Realistic handwriting that is not MNIST, generated: to measure `digitlab.vision.to_mnist` and
+`segment` honestly (bench/handwriting.py, and the tests of digitlab.vision).
 
 Each digit 0-9 is drawn from one of a few hand-written styles (a 1 with or without a flag, a 4 open
 or closed, a 7 with or without a bar, ...): a skeleton of strokes in a unit box, jittered at its
@@ -467,7 +468,7 @@ _SKLEARN = {}
 
 def _sklearn_digits():
     if not _SKLEARN:
-        from ..data import load_sklearn_digits
+        from digitlab.data import load_sklearn_digits
 
         ds = load_sklearn_digits("all")
         _SKLEARN["images"], _SKLEARN["labels"] = ds.images, ds.labels

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
 
-from .data import Dataset
-from .errors import ModelError
-from .nn import Dense, Flatten, ReLU, Rescaling, Sequential, Softmax
-from .nn.callbacks import Callback
-from .pure import PureNetwork, sparse_images
+from ..data import Dataset
+from ..errors import ModelError
+from ..nn import Callback, Dense, Flatten, ReLU, Rescaling, Sequential, Softmax
+from ..nn.training import run_epochs
+from ..pure import PureNetwork, sparse_images
 
 
 def sequential_layers(sizes: list[int], scale: float, bias: bool) -> list:
@@ -127,50 +126,19 @@ class PureSetup:
         net = self.network(math.prod(train.image_shape), seed)
         model.set_weights(_arrays(net))
         rng = random.Random(f"shuffle-{seed}") if self.shuffle else None  # its own stream, apart from the weights'
-
         n, epochs = len(images), recipe.epochs
-        callbacks = list(callbacks)
-        for cb in callbacks:
-            cb.model = model
-        model.stop_training = False
-        train_logs = {"epochs": epochs, "samples": n, "batches": n}
-        for cb in callbacks:
-            cb.on_train_begin(train_logs)
-        # Report every 0.5%: as often as TrainingProgress redraws.
-        every = max(1, n // 200)
-        batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
 
-        def report(done, loss, accuracy, rate):
-            logs = {"batch": done, "batches": n, "loss": loss, "accuracy": accuracy, "lr": rate}
-            for cb in batch_callbacks:
-                cb.on_batch_end(done, logs)
-
-        logs: dict = dict(train_logs)
-        first_epoch = len(model.history) + 1
-        for e in range(epochs):
-            epoch = first_epoch + e
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch, train_logs)
+        def epoch(e, report):
             start_lr = lr * (1 - e / epochs) if self.decay else lr
             end_lr = lr * (1 - (e + 1) / epochs) if self.decay else lr
-            start = time.perf_counter()
-            try:
-                loss, accuracy = net.train_epoch(images, labels, start_lr, rule=self.rule, lr_end=end_lr, rng=rng,
-                                                 report=report if batch_callbacks else None, report_every=every)
-            except FloatingPointError:
-                raise ModelError(
-                    f"training diverged: the loss became non-finite at epoch {epoch}; the weights of the "
-                    f"last good epoch are kept. Lower the learning rate (it was {start_lr:g})") from None
-            seconds = time.perf_counter() - start
+            model.optimizer.lr = start_lr
+            # Report every 0.5%: as often as the CLI's progress bar redraws.
+            loss, accuracy = net.train_epoch(images, labels, start_lr, rule=self.rule, lr_end=end_lr, rng=rng,
+                                             report=report, report_every=max(1, n // 200))
             model.set_weights(_arrays(net))  # callbacks (checkpoints, early stopping) see this epoch's weights
-            logs = {"epoch": epoch, "loss": loss, "accuracy": accuracy, "lr": end_lr, "seconds": seconds}
-            model.history.epochs.append(dict(logs))
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, logs)
-            if model.stop_training:
-                break
-        for cb in callbacks:
-            cb.on_train_end(logs)
+            return loss, accuracy, end_lr
+
+        run_epochs(model, epochs, n, n, epoch, callbacks)
         return model
 
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .data import Dataset, load_mnist, load_sklearn_digits
-from .errors import DigitlabError
-from .nn.callbacks import Callback
-from .recipes import RECIPES, Recipe, get_recipe, train_recipe
+from ..data import Dataset, load_sklearn_digits
+from ..errors import DigitlabError, lookup
+from ..modelfile import save_model
+from ..nn import Callback
+from .registry import RECIPES, Recipe, get_recipe
+from .train import load_data, train_recipe
 
 SKLEARN_TUTORIAL = "sklearn-mlp"
 SKLEARN_PUBLISHED = 0.9159
@@ -99,9 +101,8 @@ def sklearn_tutorial(train: Dataset, test: Dataset) -> Row:
 
 
 def _check(names: Sequence[str]) -> None:
-    unknown = [n for n in names if n != SKLEARN_TUTORIAL and n not in RECIPES]
-    if unknown:
-        raise DigitlabError(f"unknown recipe {unknown[0]!r}; known: {', '.join([*RECIPES, SKLEARN_TUTORIAL])}")
+    for name in names:
+        lookup({**RECIPES, SKLEARN_TUTORIAL: None}, name, "recipe", DigitlabError)
 
 
 def reproduce(
@@ -128,27 +129,27 @@ def reproduce(
     _check(names)
     loaded: dict[str, tuple[Dataset, Dataset]] = {}
 
-    def data(dataset: str, train_limit: int | None = None) -> tuple[Dataset, Dataset]:
-        if dataset not in loaded:  # as `recipes.load_data`, loaded once per dataset
-            loaded[dataset] = ((load_sklearn_digits("train"), load_sklearn_digits("test")) if dataset == "digits"
-                               else (load_mnist("train", data_dir), load_mnist("test", data_dir)))
-        train, test = loaded[dataset]
-        return (train[:train_limit] if train_limit else train), test
+    def data(recipe: Recipe) -> tuple[Dataset, Dataset]:
+        """`load_data`, each dataset read once and shared."""
+        if recipe.dataset not in loaded:
+            loaded[recipe.dataset] = load_data(replace(recipe, train_limit=None), data_dir)
+        train, test = loaded[recipe.dataset]
+        return (train[: recipe.train_limit] if recipe.train_limit else train), test
 
     rows = []
     for name in names:
         if name == SKLEARN_TUTORIAL:
-            row = sklearn_tutorial(*data("digits"))
+            row = sklearn_tutorial(load_sklearn_digits("train"), load_sklearn_digits("test"))
         else:
             recipe = get_recipe(name)
             epochs = min(recipe.epochs, recipe.quick_epochs or 1) if quick else recipe.epochs
-            train, test = data(recipe.dataset, recipe.train_limit)
+            train, test = data(recipe)
             result = train_recipe(recipe, epochs=epochs, seed=seed, data=(train, test),
                                   callbacks=list(callbacks(recipe)) if callbacks else ())
             row = Row(name, recipe.dataset, len(train), len(test), recipe.published, result.test["accuracy"],
                       result.seconds, epochs, recipe.epochs, quick=epochs < recipe.epochs)
             if save_dir is not None:
-                row.path = result.model.save(Path(save_dir) / f"{name}{'-quick' if row.quick else ''}.npz")
+                row.path = save_model(result.model, Path(save_dir) / f"{name}{'-quick' if row.quick else ''}.npz")
         rows.append(row)
         if on_row:
             on_row(row)
