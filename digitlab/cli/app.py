@@ -15,7 +15,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-from . import data, evaluate, predict, reproduce, serve, train  # noqa: E402
+from . import data, evaluate, export, predict, reproduce, serve, train  # noqa: E402
 
 app.add_typer(data.app, name="data")
 app.command()(train.train)
@@ -24,3 +24,4 @@ app.command()(predict.predict)
 app.command()(reproduce.reproduce)
 app.command()(evaluate.compare)
 app.command()(serve.serve)
+app.command()(export.export)
