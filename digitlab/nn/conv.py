@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import ModelError
 from . import kernels
 from .initializers import get_initializer
-from .layers import Layer, _positive_int
+from .layers import Layer, positive_int
 
 
 def _same_padding(size: int, k: int, s: int) -> tuple[int, int, int]:
@@ -37,9 +37,9 @@ class Conv2D(Layer):
     def __init__(self, filters: int, kernel_size: int = 3, stride: int = 1, padding: str = "same",
                  init: str = "he_normal", use_bias: bool = True):
         super().__init__()
-        self.filters = _positive_int("Conv2D", "filters", filters)
-        self.kernel_size = _positive_int("Conv2D", "kernel_size", kernel_size)
-        self.stride = _positive_int("Conv2D", "stride", stride)
+        self.filters = positive_int("filters", filters, "Conv2D")
+        self.kernel_size = positive_int("kernel_size", kernel_size, "Conv2D")
+        self.stride = positive_int("stride", stride, "Conv2D")
         if padding not in ("same", "valid"):
             raise ModelError(f"Conv2D: padding must be 'same' or 'valid'. Received: padding={padding!r}")
         self.padding, self.init, self.use_bias = padding, init, use_bias
@@ -73,9 +73,11 @@ class Conv2D(Layer):
         return self.shape.patch_floats
 
     def forward(self, x, training=False):
-        # y = patches(x) @ K + b, K seen as a (k*k*C) x filters matrix
+        # y = patches(x) @ K + b, K seen as a (k*k*C) x filters matrix. Training reuses its work
+        # arrays batch after batch; inference frees them when the call ends.
         bias = self.params[1] if self.use_bias else None
-        y, self.saved.patches = kernels.conv2d(x, self.params[0], bias, self.shape, self.workspace)
+        workspace = self.workspace if training else None
+        y, self.saved.patches = kernels.conv2d(x, self.params[0], bias, self.shape, workspace)
         return y
 
     def backward(self, grad):
@@ -103,7 +105,7 @@ class MaxPool2D(Layer):
 
     def __init__(self, pool: int = 2):
         super().__init__()
-        self.pool = _positive_int("MaxPool2D", "pool", pool)
+        self.pool = positive_int("pool", pool, "MaxPool2D")
 
     def build(self, input_shape, rng):
         if len(input_shape) != 3:

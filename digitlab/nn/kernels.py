@@ -48,6 +48,14 @@ class Workspace(threading.local):
         return type(self), ()
 
 
+def _array(workspace: Workspace | None, name: str, shape, dtype, zero: bool = False) -> np.ndarray:
+    """A work array: reused from ``workspace``, or, without one, a new array that is freed with
+    the call (zeroed when ``zero``)."""
+    if workspace is not None:
+        return workspace.get(name, shape, dtype)
+    return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+
+
 def rows(x: np.ndarray, passes: int = 1) -> int:
     """Work per item along the first axis of ``x`` for ``passes`` passes over it (for `split`)."""
     return passes * (x.size // max(len(x), 1))
@@ -246,11 +254,12 @@ def _patch_rows(cols: np.ndarray, shape: ConvShape, lo: int, hi: int) -> np.ndar
 
 
 def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, shape: ConvShape,
-           workspace: Workspace) -> tuple[np.ndarray, np.ndarray]:
+           workspace: Workspace | None) -> tuple[np.ndarray, np.ndarray]:
     """The convolution ``y = patches(x) @ kernel + bias`` of NHWC images ``x`` (N x h x w x c)
     with ``kernel`` (k x k x c x F): every output pixel's k x k x c input patch as a row of the
     patch matrix, times the kernel as a (k*k*c) x F matrix. Returns y (N x oh x ow x F) and the
-    patch matrix, which `conv2d_backward` needs (it lives in ``workspace``).
+    patch matrix, which `conv2d_backward` needs. The padded input and the patch matrix live in
+    ``workspace`` (training, batch after batch), or in arrays of their own (None).
 
     In NHWC a patch is k runs of k*c contiguous floats, one per kernel row, so the patch matrix is
     k strided copies through a sliding-window view, and the product comes out in NHWC order. Each
@@ -259,15 +268,15 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, shape: Co
     n, (h, w, c), (oh, ow), k, s = len(x), (shape.h, shape.w, shape.c), (shape.oh, shape.ow), shape.k, shape.stride
     hp, wp = shape.padded
     pad = (hp, wp) != (h, w)
-    padded = workspace.get("padded", (n, hp, wp, c), x.dtype) if pad else np.ascontiguousarray(x)
+    padded = _array(workspace, "padded", (n, hp, wp, c), x.dtype, zero=True) if pad else np.ascontiguousarray(x)
     n_rows, taps = oh * ow, k * k
     f = kernel.shape[-1]
     y = np.empty((n * n_rows, f), np.result_type(x.dtype, kernel.dtype))
     matrix = kernel.reshape(-1, f)
     if c == 1:
-        cols = workspace.get("cols", (taps, n * n_rows), x.dtype)
+        cols = _array(workspace, "cols", (taps, n * n_rows), x.dtype)
     else:
-        cols = workspace.get("cols", (n * n_rows, taps * c), x.dtype)
+        cols = _array(workspace, "cols", (n * n_rows, taps * c), x.dtype)
         # Every run of k*c floats along a padded row, one per starting pixel: kernel row i of
         # every patch is one of them.
         runs = sliding_window_view(padded.reshape(n, hp, wp * c), k * c, axis=2)

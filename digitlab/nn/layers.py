@@ -32,6 +32,10 @@ class Saved(threading.local):
     """What a layer's forward pass keeps for its backward pass, one set per thread. Copies and
     pickles start empty."""
 
+    def clear(self) -> None:
+        """Forget what this thread's forward pass kept."""
+        self.__dict__.clear()
+
     def __reduce__(self):
         return type(self), ()
 
@@ -70,9 +74,11 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
-def _positive_int(layer: str, name: str, value) -> int:
+def positive_int(name: str, value, owner: str = "") -> int:
+    """``value`` as an int, or a `ModelError` in Keras's words: "Dense: units must be a positive
+    integer. Received: units=0"."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ModelError(f"{layer}: {name} must be a positive integer. Received: {name}={value!r}")
+        raise ModelError(f"{owner + ': ' if owner else ''}{name} must be a positive integer. Received: {name}={value!r}")
     return int(value)
 
 
@@ -81,7 +87,7 @@ class Dense(Layer):
 
     def __init__(self, units: int, init: str = "he_normal", bias_init: str = "zeros", use_bias: bool = True):
         super().__init__()
-        self.units = _positive_int("Dense", "units", units)
+        self.units = positive_int("units", units, "Dense")
         self.init, self.bias_init, self.use_bias = init, bias_init, use_bias
         get_initializer(init), get_initializer(bias_init)  # fail now on a typo, not at build
 

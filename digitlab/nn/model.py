@@ -36,12 +36,6 @@ def layer_from_config(config: dict) -> layers.Layer:
 INFERENCE_BYTES = 256 << 20
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ModelError(f"{name} must be a positive integer. Received: {name}={value!r}")
-    return int(value)
-
-
 class Sequential:
     """A network: layers applied in order. Takes images as `load_mnist` returns them when its first
     layer is `Rescaling` (every recipe's models are), so a model carries its own preprocessing.
@@ -225,7 +219,7 @@ class Sequential:
         x, y = self._xy(x, y)
         if self.optimizer is None:
             raise ModelError("call compile(optimizer, loss) before fit")
-        epochs, batch_size = _positive_int("epochs", epochs), _positive_int("batch_size", batch_size)
+        epochs, batch_size = layers.positive_int("epochs", epochs), layers.positive_int("batch_size", batch_size)
         (x, y), validation_data = self._validation(x, y, validation_data, validation_split)
         n, steps = len(x), math.ceil(len(x) / batch_size)
         # Batches of one on a plain dense network: the same steps, taken a block at a time.
@@ -255,7 +249,7 @@ class Sequential:
         def validate():
             return {f"val_{k}": v for k, v in self.evaluate(*validation_data).items()}
 
-        return run_epochs(self, epochs, steps, n, epoch, callbacks, validate if validation_data else None)
+        return run_epochs(self, epochs, steps, n, epoch, callbacks, None if validation_data is None else validate)
 
     def _validation(self, x, y, data, split: float):
         """(training inputs and labels, validation inputs and labels or None)."""
@@ -285,9 +279,13 @@ class Sequential:
         computed ``batch_size`` inputs at a time (default: `inference_batch`)."""
         x = self._check_x(x)
         batch_size = batch_size or self.inference_batch()
-        if len(x) <= batch_size:
-            return self.forward(x)
-        return np.concatenate([self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        try:
+            if len(x) <= batch_size:
+                return self.forward(x)
+            return np.concatenate([self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        finally:  # no backward pass follows: let go of what the layers kept for one (in this thread)
+            for layer in self.layers:
+                layer.saved.clear()
 
     def predict(self, x, batch_size: int | None = None) -> np.ndarray:
         """Most probable class of each input, int64 N."""

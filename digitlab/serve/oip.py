@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import __version__
 from ..errors import DigitlabError
 from . import inputs
-from .limits import MAX_BATCH, HTTPProblem, run_in_workers
+from .limits import MAX_BATCH, run_in_workers
+from .problems import HTTPProblem
 from .store import ModelNotFound, ModelStore
 
 VERSION = "1"

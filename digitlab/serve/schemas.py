@@ -66,6 +66,8 @@ class PredictResponse(BaseModel):
     image: Optional[str] = Field(None, description="The 28x28 image the network saw, as a PNG data: URL.")
     number: Optional[str] = Field(None, description="With number=true: the digits read left to right.")
     digits: Optional[list[DigitResult]] = Field(None, description="With number=true: each digit found.")
+    answer: str = Field(description="The answer as `digitlab predict` prints it: one character per digit, "
+                        "'?' where the top probability is below `threshold`.")
     latency_ms: float = Field(description="Server time for this request: decoding, preprocessing, inference.")
     inference_ms: float = Field(description="The network's share of latency_ms.")
 

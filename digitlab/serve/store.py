@@ -1,10 +1,10 @@
 """The models a server holds: found, loaded and checked at start-up, then shared by every request.
 
-A `Sequential` is not safe to call from several threads at once: its layers keep per-call state
-for ``backward`` (``self.x``, ``self.y``) and `Conv2D` writes its im2col patches into work buffers
-it reuses between calls, so two threads predicting with one convolutional model would overwrite
-each other's patches and get wrong probabilities. Each `ServedModel` therefore serialises
-inference with its own lock. Decoding and preprocessing (the slow part for photos) run outside it.
+Requests predict with one shared `Sequential` from several worker threads at once, with no lock:
+the engine keeps what a call leaves behind per thread (each layer's ``saved`` context for
+``backward``, and the work arrays of `digitlab.nn.kernels.Workspace`, such as `Conv2D`'s im2col
+patches), so concurrent calls cannot overwrite each other's arrays, and a long computation (the
+confusion view's 10,000 test images) does not hold up the others.
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ from ..modelfile import load_model
 from ..nn import Sequential
 
 INPUT_SHAPE = (28, 28)
-# The confusion view predicts the 10,000 test images in chunks, taking the model's lock for one
-# chunk at a time, so live predictions keep flowing while it runs.
-_CHUNK = 1000
 GALLERY = 36  # misclassified examples returned, the most confident mistakes first
 
 
@@ -39,14 +36,12 @@ class ServedModel:
     name: str
     model: Sequential
     path: Path | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _confusion: dict | None = field(default=None, repr=False)
     _confusion_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """Probabilities, N x 10 float32, for uint8 N x 28 x 28 images (thread-safe)."""
-        with self.lock:
-            return self.model.predict_proba(images)
+        """Probabilities, N x 10 float32, for uint8 N x 28 x 28 images (from any thread)."""
+        return self.model.predict_proba(images)
 
     def describe(self) -> dict:
         """Name, recipe, test accuracy and size: a row of ``GET /api/models``."""
@@ -88,23 +83,19 @@ class ServedModel:
 
     def _compute_confusion(self, data_dir) -> dict:
         from ..data import load_mnist
+        from ..evaluate import evaluate_model
 
         test = load_mnist("test", data_dir, download=False)
-        probs = np.concatenate([self.predict_proba(test.images[i : i + _CHUNK]) for i in range(0, len(test), _CHUNK)])
-        predicted = probs.argmax(axis=1)
-        matrix = np.zeros((10, 10), dtype=np.int64)
-        np.add.at(matrix, (test.labels, predicted), 1)
-        wrong = np.flatnonzero(predicted != test.labels)
-        wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:GALLERY]
+        ev = evaluate_model(self, test)
         return {
             "dataset": test.name,
             "images": len(test),
-            "accuracy": float(np.trace(matrix) / len(test)),
-            "matrix": matrix.tolist(),  # rows: true label, columns: predicted
+            "accuracy": ev.accuracy,
+            "matrix": ev.confusion.tolist(),  # rows: true label, columns: predicted
             "misclassified": [
-                {"index": int(i), "label": int(test.labels[i]), "predicted": int(predicted[i]),
-                 "confidence": float(probs[i, predicted[i]]), "image": test.images[i]}
-                for i in wrong
+                {"index": int(i), "label": int(test.labels[i]), "predicted": int(ev.predicted[i]),
+                 "confidence": float(ev.confidence[i]), "image": test.images[i]}
+                for i in ev.mistakes[:GALLERY]
             ],
         }
 

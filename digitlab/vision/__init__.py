@@ -8,10 +8,10 @@ by the centre of mass), so that a network trained on MNIST sees what it learned 
 from ..errors import ImageError
 from .load import MAX_BYTES, MAX_PIXELS, WORK_SIDE, load_grey, open_image
 from .preprocess import find_ink, fit_mnist, to_mnist
-from .read import Reading, read
+from .reading import Reading, read, read_digits
 from .segment import segment
 
 __all__ = [
     "ImageError", "MAX_BYTES", "MAX_PIXELS", "WORK_SIDE", "find_ink", "fit_mnist", "load_grey",
-    "open_image", "Reading", "read", "segment", "to_mnist",
+    "open_image", "Reading", "read", "read_digits", "segment", "to_mnist",
 ]

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .preprocess import to_mnist
+from ..errors import ImageError
+from .preprocess import BLANK_MESSAGE, to_mnist
 from .segment import segment
 
 
@@ -19,11 +20,15 @@ class Reading:
         probabilities: float32 K x 10.
         text: the answer: one character per digit, "?" where the top probability is below the
             threshold.
+        boxes: for a number, int64 K x 4: where each digit is in the image, (left, top, right,
+            bottom) in its pixels, right and bottom exclusive (as `segment` gives them); None for
+            a single digit.
     """
 
     digits: np.ndarray
     probabilities: np.ndarray
     text: str
+    boxes: np.ndarray | None = None
 
     def top(self, k: int = 3) -> list[list[tuple[int, float]]]:
         """For each digit, its ``k`` most probable classes as (digit, probability)."""
@@ -37,8 +42,19 @@ def read(model, image, number: bool = False, threshold: float = 0.0) -> Reading:
     ``model``: anything with ``predict_proba(uint8 N x 28 x 28)`` (a `Sequential`). ``image``: what
     `to_mnist` takes. Raises `digitlab.errors.ImageError` for a bad or blank image.
     """
-    digits = segment(image) if number else to_mnist(image)[None]
+    if number:
+        digits, boxes = segment(image, return_boxes=True)
+        if not len(digits):
+            raise ImageError(BLANK_MESSAGE)
+    else:
+        digits, boxes = to_mnist(image)[None], None
+    return read_digits(model, digits, threshold, boxes)
+
+
+def read_digits(model, digits: np.ndarray, threshold: float = 0.0, boxes: np.ndarray | None = None) -> Reading:
+    """`read` for digits that look like MNIST already (uint8 K x 28 x 28, as `to_mnist` gives
+    them): predict, and answer "?" for each digit whose top probability is below ``threshold``."""
     probs = model.predict_proba(digits)
     best = probs.argmax(axis=1)
     text = "".join(str(d) if p[d] >= threshold else "?" for d, p in zip(best, probs))
-    return Reading(digits, probs, text)
+    return Reading(digits, probs, text, boxes)
