@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import plots
-from ._files import atomic_write, jsonable
+from ._files import atomic_write, jsonable, make_folder
 from .errors import DigitlabError
 from .evaluate import Evaluation, Robustness, percent
 
@@ -88,10 +88,7 @@ def write_report(
     ``robustness`` adds the corruption table and plot; ``threshold`` adds a row to the abstention
     table. Figures that cannot be drawn (a model saved without history) are replaced by a note.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise DigitlabError(f"{out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out_dir)
     data = subject.dataset
     title = title or f"digitlab evaluation: {', '.join(m.name for m in models) or data.name}"
     parts = [f"<h1>{html.escape(title)}</h1>",

@@ -14,13 +14,18 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("digitlab: the command line needs its extra: pip install 'digitlab[cli]'\n")
         return 2
 
+    from rich.markup import escape
+
     from ..errors import DigitlabError
     from .app import app, err_console
+
+    def error(message: str) -> None:
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
 
     try:
         result = app(args=argv, prog_name="digitlab", standalone_mode=False)
     except DigitlabError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+        error(str(e))
         return 2
     except typer.Abort:
         err_console.print("aborted")
@@ -28,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as e:
         return e.exit_code
     except typer.TyperException as e:  # usage errors: bad option, missing argument, ...
-        e.show()
+        ctx = getattr(e, "ctx", None)
+        error(e.format_message() + (f" (see '{ctx.command_path} --help')" if ctx else ""))
         return getattr(e, "exit_code", 2)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -21,6 +21,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from .._files import ensure_writable
 from ..nn import Callback
 
 # Tables stay readable when output goes to a file or CI log (rich would assume 80 columns there).
@@ -31,6 +32,15 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 DataDir = Annotated[Optional[Path], typer.Option(
     help="Folder holding the four MNIST files (default: $DIGITLAB_DATA_DIR, then the cache).")]
 Limit = Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N test images.")]
+
+# The most --epochs a command takes: a typo's 10000000000 is refused at once rather than run.
+MAX_EPOCHS = 100_000
+
+
+def writable(path: Optional[Path], folder: bool = False) -> Optional[Path]:
+    """``path`` (None passes), once `ensure_writable` has checked that the command will be able to
+    write it: called before the work, so a run does not end in an unwritable destination."""
+    return path if path is None else ensure_writable(path, folder)
 
 
 @contextlib.contextmanager

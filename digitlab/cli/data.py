@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .. import recipes
 from ..data import Dataset, download_mnist, has_splits, load_dataset
-from ._ui import DataDir, console, progress_bar
+from ._ui import DataDir, console, progress_bar, writable
 
 app = typer.Typer(help="Look at and fetch datasets.", no_args_is_help=True)
 
@@ -63,7 +63,7 @@ def show(
     augment: Optional[str] = typer.Option(
         None, help="Draw the images as this recipe's training distorts them: "
                    f"{', '.join(name for name, r in recipes.RECIPES.items() if r.augment)}."),
-    seed: int = typer.Option(0, help="Seed of the distortions drawn with --augment."),
+    seed: int = typer.Option(0, min=0, help="Seed of the distortions drawn with --augment."),
 ) -> None:
     """Draw a labelled grid of images to a PNG file."""
     from ..data import Augment
@@ -74,6 +74,7 @@ def show(
         settings = recipes.get_recipe(augment).augment
         if not settings:
             raise typer.BadParameter(f"recipe {augment!r} trains on undistorted images", param_hint="--augment")
+    writable(out)
     part = load_dataset(dataset, split if has_splits(dataset) else "all", data_dir)
     chosen = part[start : start + n]
     if len(chosen) == 0:
@@ -91,6 +92,7 @@ def download(
     dest: Optional[Path] = typer.Option(None, help="Folder to download into (default: the cache)."),
 ) -> None:
     """Download the four MNIST files from public mirrors, verify their sha256, store them in the cache."""
+    writable(dest, folder=True)
     with progress_bar("download") as report:
         folder = download_mnist(dest, progress=report)
     console.print(f"MNIST is in {folder}")

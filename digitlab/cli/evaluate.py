@@ -15,7 +15,7 @@ from ..data import KINDS, SEVERITIES, corrupt_dataset
 from ..errors import DigitlabError
 from ..evaluate import percent
 from ..modelfile import load_model
-from ._ui import DataDir, Limit, console, err_console
+from ._ui import DataDir, Limit, console, err_console, writable
 
 
 def _load(paths: List[Path], data_dir, limit: Optional[int]):
@@ -38,7 +38,7 @@ def evaluate(
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0,
                                               help="Answer only when the top probability reaches P: print coverage and accuracy kept."),
     limit: Limit = None,
-    seed: int = typer.Option(0, help="Seed of the corruptions."),
+    seed: int = typer.Option(0, min=0, help="Seed of the corruptions."),
     data_dir: DataDir = None,
 ) -> None:
     """Score models on their test set: accuracy, loss, per class, confusion; report, robustness.
@@ -47,6 +47,9 @@ def evaluate(
     """
     if corrupt is not None and robustness:
         raise typer.BadParameter("give --corrupt or --robustness, not both", param_hint="--corrupt")
+    writable(report, folder=True)
+    if robustness and report is None:
+        writable(Path("robustness.png"))
     loaded, test = _load(models, data_dir, limit)
     if corrupt is not None:
         test = corrupt_dataset(test, corrupt, severity, seed)
@@ -149,6 +152,7 @@ def compare(
 
     Prints both models' metrics, how often each is right where the other is wrong (with McNemar's exact test) and writes a PNG of the images on which their predictions differ.
     """
+    writable(out)
     (a, b), test = _load([model_a, model_b], data_dir, limit)
     result = ev.compare(a, b, test)
     table = Table(title=f"{test.name} ({len(test):,} images)", title_justify="left")

@@ -10,7 +10,7 @@ import typer
 
 from .. import export as ex
 from ..modelfile import load_model
-from ._ui import console
+from ._ui import console, writable
 
 
 def export(
@@ -21,6 +21,7 @@ def export(
 
     The graph takes uint8 images N x H x W ('image') and gives 'probabilities' (N x 10) and 'digit' (N), with the model's own scaling inside. With onnxruntime installed, the file is then run against digitlab on a few generated images.
     """
+    writable(onnx)
     loaded = [load_model(p) for p in models]
     path = ex.to_onnx(loaded, onnx)
     what = f"an ensemble of {len(loaded)} models" if len(loaded) > 1 else models[0].name

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..modelfile import load_model
-from ._ui import DataDir, console
+from ._ui import DataDir, console, writable
 
 
 def predict(
@@ -27,6 +27,7 @@ def predict(
     Each image is turned into an MNIST-like 28x28 digit first (grey, ink made white, cropped,
     fitted into 20x20, centred by its centre of mass): see digitlab.vision.
     """
+    writable(show)
     net = load_model(model)
     if not images:
         return _predict_test_image(net, index or 0, data_dir)

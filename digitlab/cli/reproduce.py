@@ -12,7 +12,7 @@ from rich.table import Table
 from .. import recipes as rp
 from ..evaluate import percent
 from ..nn import Callback
-from ._ui import DataDir, Every, console, err_console
+from ._ui import DataDir, Every, console, err_console, writable
 
 
 class _RecipeProgress(Callback):
@@ -41,7 +41,7 @@ def reproduce(
         None, "--recipes", "-r",
         help=f"Comma-separated recipes to run (default: {', '.join(rp.default_names())}); {rp.SKLEARN_TUTORIAL} is the scikit-learn tutorial."),
     quick: bool = typer.Option(False, "--quick", help="Fewer epochs per recipe (about 2 minutes in all); the figures are labelled quick."),
-    seed: int = typer.Option(0, help="Seed of every recipe's training."),
+    seed: int = typer.Option(0, min=0, help="Seed of every recipe's training."),
     save: Optional[Path] = typer.Option(None, "--save", help="Folder to save each trained model in (NAME.npz), for digitlab evaluate."),
     data_dir: DataDir = None,
 ) -> None:
@@ -49,7 +49,13 @@ def reproduce(
 
     Runs every recipe with a published figure, the scikit-learn tutorial (with scikit-learn) and digitlab's comparison rows, and prints the published accuracy, ours, training time and epochs.
     """
-    names = [n.strip() for n in recipes.split(",") if n.strip()] if recipes else None
+    names = None
+    if recipes is not None:
+        names = [n.strip() for n in recipes.split(",") if n.strip()]
+        if not names:
+            raise typer.BadParameter(f"no recipe named in {recipes!r}; leave --recipes out to run them all",
+                                     param_hint="--recipes")
+    writable(save, folder=True)
     columns = [TextColumn("{task.description:22s}"), BarColumn(),
                TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}  acc {task.fields[acc]:.2%}"),
                TimeElapsedColumn()]

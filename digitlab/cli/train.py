@@ -11,15 +11,15 @@ from rich.table import Table
 from .. import recipes
 from ..evaluate import percent
 from ..modelfile import save_model
-from ._ui import DataDir, console, training_progress
+from ._ui import MAX_EPOCHS, DataDir, console, training_progress, writable
 
 
 def train(
     recipe: str = typer.Option(recipes.DEFAULT_RECIPE, "--recipe", "-r", help=f"Recipe name: {', '.join(recipes.RECIPES)}."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs (default: the recipe's)."),
+    epochs: Optional[int] = typer.Option(None, min=1, max=MAX_EPOCHS, help="Epochs (default: the recipe's)."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Mini-batch size (default: the recipe's)."),
     lr: Optional[float] = typer.Option(None, min=0.0, help="Learning rate (default: the recipe's)."),
-    seed: int = typer.Option(0, help="Seed for initial weights, shuffling and dropout."),
+    seed: int = typer.Option(0, min=0, help="Seed for initial weights, shuffling and dropout."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Model file to write (default: models/RECIPE.npz)."),
     data_dir: DataDir = None,
 ) -> None:
@@ -28,6 +28,7 @@ def train(
     out = out or Path("models") / f"{spec.name}.npz"
     if out.suffix != ".npz":
         raise typer.BadParameter("model files end in .npz", param_hint="--out")
+    writable(out)
     console.print(f"[bold]{spec.name}[/]: {spec.summary}")
     result = recipes.train_recipe(spec, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                   data_dir=data_dir, callbacks=[training_progress()])

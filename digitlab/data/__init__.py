@@ -9,6 +9,7 @@ from ..errors import DataError
 from .corruptions import CORRUPTIONS, KINDS, SEVERITIES, corrupt, corrupt_dataset
 from .dataset import NUM_CLASSES, Dataset
 from .formats import (
+    IMAGE_FORMATS,
     load_sklearn_digits,
     parse_idx,
     read_csv,
@@ -63,7 +64,7 @@ def has_splits(spec: str) -> bool:
 
 
 __all__ = [
-    "Augment", "CORRUPTIONS", "DATASETS", "KINDS", "SEVERITIES", "corrupt", "corrupt_dataset", "DataError", "Dataset", "MIRRORS", "NUM_CLASSES", "cache_dir", "download_mnist",
+    "Augment", "CORRUPTIONS", "DATASETS", "IMAGE_FORMATS", "KINDS", "SEVERITIES", "corrupt", "corrupt_dataset", "DataError", "Dataset", "MIRRORS", "NUM_CLASSES", "cache_dir", "download_mnist",
     "find_mnist", "flatten", "has_splits", "load_dataset", "load_mnist", "load_sklearn_digits",
     "one_hot", "parse_idx", "read_csv", "read_idx", "read_idx_pair", "read_image_folder",
     "read_keras_npz", "scale", "scale_tutorial", "train_val_split",

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
+import warnings
 import zlib
 from pathlib import Path
 
@@ -34,6 +36,10 @@ _IDX_DTYPES = {
 }
 _GZIP_MAGIC = b"\x1f\x8b"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+# The image formats digitlab opens, as Pillow names them (PPM covers PBM, PGM and PPM), for the
+# image-folder reader here and for `digitlab.vision` and the web app. Pillow is never asked to
+# try its other plugins on a file (EPS would run Ghostscript).
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -65,7 +71,7 @@ def parse_idx(data: bytes, where: str = "<bytes>") -> np.ndarray:
     if len(data) < header:
         raise DataError(f"{where}: truncated IDX header ({len(data)} bytes)")
     dims = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, offset=4))
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: 3+ dimensions of 2**32 overflow int64
     actual = len(data) - header
     if actual < expected:
         raise DataError(
@@ -100,9 +106,11 @@ def read_idx_pair(images_path, labels_path, name: str = "idx") -> Dataset:
 def _dataset(images, labels, name, source) -> Dataset:
     """Build a Dataset, re-raising its validation error with the file named."""
     labels = np.asarray(labels)
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        first = int(np.flatnonzero((labels < 0) | (labels > 9))[0])
-        raise DataError(f"{source}: label {labels[first]} at position {first} is out of range 0..9")
+    bad = ~((labels >= 0) & (labels <= 9))  # NaN is bad too
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        shown = f"{labels[first]:.15g}" if labels.dtype.kind == "f" else labels[first]
+        raise DataError(f"{source}: label {shown} at position {first} is out of range 0..9")
     return Dataset(images, labels.astype(np.int64), name=name, source=str(source))
 
 
@@ -160,7 +168,7 @@ def read_csv(path: str | os.PathLike, name: str | None = None) -> Dataset:
         row = int(np.flatnonzero(labels != np.round(labels))[0])
         raise DataError(f"{path}: row {row + 1 + skip}: label {labels[row]} is not an integer")
     images = pixels.astype(np.uint8).reshape(-1, side, side)
-    return _dataset(images, labels.astype(np.int64), name or path.stem, path)
+    return _dataset(images, labels, name or path.stem, path)  # checked as floats: 1e300 fits no int64
 
 
 def _is_number(s: str) -> bool:
@@ -179,7 +187,8 @@ def _loadtxt_reason(e: ValueError, skip: int) -> str:
 
 def read_image_folder(root: str | os.PathLike, name: str | None = None) -> Dataset:
     """Read ``root/<label>/*.png|jpg|...``: one sub-folder per digit 0..9, images converted to grey.
-    Every image must have the same size (use `digitlab.vision.to_mnist` for raw photos)."""
+    Every image must have the same size (use `digitlab.vision.to_mnist` for raw photos) and be in one
+    of the `IMAGE_FORMATS`, whatever its name says."""
     from PIL import Image, UnidentifiedImageError
 
     root = Path(root)
@@ -195,9 +204,15 @@ def read_image_folder(root: str | os.PathLike, name: str | None = None) -> Datas
             if file.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             try:
-                with Image.open(file) as im:
-                    arr = np.asarray(im.convert("L"), dtype=np.uint8)
-            except (UnidentifiedImageError, OSError) as e:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    with Image.open(file, formats=IMAGE_FORMATS) as im:
+                        arr = np.asarray(im.convert("L"), dtype=np.uint8)
+            except UnidentifiedImageError:
+                raise DataError(f"{file}: not a readable image (not in a format digitlab reads: "
+                                f"{', '.join(IMAGE_FORMATS)})") from None
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning, OSError, SyntaxError,
+                    ValueError) as e:
                 raise DataError(f"{file}: not a readable image ({e})") from None
             if images and arr.shape != images[0].shape:
                 raise DataError(

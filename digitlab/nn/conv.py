@@ -60,13 +60,16 @@ class Conv2D(Layer):
             if oh < 1 or ow < 1:
                 raise ModelError(f"Conv2D: a {k}x{k} kernel does not fit a {h}x{w} input with 'valid' padding")
         self.shape = kernels.ConvShape(h, w, c, k, s, top, bottom, left, right, oh, ow)
-        fan_in = k * k * c
-        self.params = [get_initializer(self.init)((k, k, c, self.filters), fan_in, k * k * self.filters, rng)]
-        if self.use_bias:
-            self.params.append(np.zeros(self.filters, np.float32))
+        kernel_shape, *bias_shape = self.weight_shapes(input_shape)
+        self.params = [get_initializer(self.init)(kernel_shape, k * k * c, k * k * self.filters, rng)]
+        self.params += [np.zeros(shape, np.float32) for shape in bias_shape]
         self.grads = [np.zeros_like(p) for p in self.params]
         self.output_shape = (oh, ow, self.filters)
         return self.output_shape
+
+    def weight_shapes(self, input_shape):
+        k = self.kernel_size
+        return [(k, k, input_shape[-1], self.filters)] + [(self.filters,)] * self.use_bias
 
     def scratch_floats(self) -> int:
         """Floats of work memory a forward pass holds per input: the patch matrix."""
@@ -183,12 +186,15 @@ class BatchNorm(Layer):
             raise ModelError(f"BatchNorm: momentum must be in [0, 1). Received: momentum={momentum!r}")
         self.momentum, self.eps = float(momentum), float(eps)
 
+    def weight_shapes(self, input_shape):
+        return [(input_shape[-1],)] * 4  # gamma, beta; running mean, running variance
+
     def build(self, input_shape, rng):
         self.input_shape = self.output_shape = tuple(input_shape)
-        c = input_shape[-1]
-        self.params = [np.ones(c, np.float32), np.zeros(c, np.float32)]
+        gamma, beta, mean, var = self.weight_shapes(input_shape)
+        self.params = [np.ones(gamma, np.float32), np.zeros(beta, np.float32)]
         self.grads = [np.zeros_like(p) for p in self.params]
-        self.state = [np.zeros(c, np.float32), np.ones(c, np.float32)]  # running mean, running var
+        self.state = [np.zeros(mean, np.float32), np.ones(var, np.float32)]
         return self.output_shape
 
     def forward(self, x, training=False):

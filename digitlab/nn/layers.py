@@ -3,7 +3,8 @@
 The protocol every layer follows:
 
 * ``build(input_shape, rng) -> output_shape`` creates the weights once the input shape is known
-  (shapes exclude the batch axis);
+  (shapes exclude the batch axis); ``weight_shapes(input_shape)`` says what it will create, without
+  creating it (a model file is checked against it before anything is allocated);
 * ``forward(x, training) -> y`` keeps what ``backward`` will need in ``saved``, which is per
   thread: several threads may run one model's forward passes at once;
 * ``backward(grad_y) -> grad_x`` writes the gradient of each parameter into ``grads`` (same order as
@@ -56,6 +57,10 @@ class Layer:
         self.input_shape = self.output_shape = tuple(input_shape)
         return self.output_shape
 
+    def weight_shapes(self, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The shapes of the arrays ``build(input_shape)`` creates: parameters, then state."""
+        return []
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
 
@@ -91,14 +96,15 @@ class Dense(Layer):
         self.init, self.bias_init, self.use_bias = init, bias_init, use_bias
         get_initializer(init), get_initializer(bias_init)  # fail now on a typo, not at build
 
+    def weight_shapes(self, input_shape):
+        return [(input_shape[-1], self.units)] + [(self.units,)] * self.use_bias
+
     def build(self, input_shape, rng):
         if len(input_shape) != 1:
             raise ModelError(f"Dense expects flat inputs (features,), got {input_shape}: add Flatten() before it")
         (fan_in,) = self.input_shape = tuple(input_shape)
-        W = get_initializer(self.init)((fan_in, self.units), fan_in, self.units, rng)
-        self.params = [W]
-        if self.use_bias:
-            self.params.append(get_initializer(self.bias_init)((self.units,), fan_in, self.units, rng))
+        inits = (get_initializer(self.init), get_initializer(self.bias_init))
+        self.params = [init(shape, fan_in, self.units, rng) for init, shape in zip(inits, self.weight_shapes(input_shape))]
         self.grads = [np.zeros_like(p) for p in self.params]
         self.output_shape = (self.units,)
         return self.output_shape

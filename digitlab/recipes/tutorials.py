@@ -101,6 +101,8 @@ def sklearn_tutorial(train: Dataset, test: Dataset) -> Row:
 
 
 def _check(names: Sequence[str]) -> None:
+    if not names:
+        raise DigitlabError("no recipes given (names=None runs the default set)")
     for name in names:
         lookup({**RECIPES, SKLEARN_TUTORIAL: None}, name, "recipe", DigitlabError)
 
@@ -125,7 +127,7 @@ def reproduce(
     With ``save_dir``, each trained model is saved there as ``NAME.npz`` (``NAME-quick.npz`` in a
     quick run), ready for ``digitlab evaluate``.
     """
-    names = list(names) if names else default_names()
+    names = default_names() if names is None else list(names)
     _check(names)
     loaded: dict[str, tuple[Dataset, Dataset]] = {}
 

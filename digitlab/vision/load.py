@@ -7,6 +7,9 @@ The limits live here and nowhere else, so the web app and the CLI refuse the sam
 | `MAX_PIXELS` | 40 megapixels | checked from the header, before decoding (decompression bombs) |
 | `MAX_BYTES` | 50 MiB | the encoded file, for paths, bytes and file objects |
 | `WORK_SIDE` | 1000 px | larger images are shrunk before any processing (JPEG decodes at 1/2..1/8 directly) |
+
+Only the formats in `IMAGE_FORMATS` (PNG, JPEG, GIF, BMP, TIFF, WebP, PNM) are opened: Pillow is
+never asked to try its other plugins (EPS through Ghostscript, ...) on a file.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..data.formats import IMAGE_FORMATS
 from ..errors import ImageError
 
 MAX_PIXELS = 40_000_000
@@ -86,12 +90,12 @@ def _open(source, max_side: int | None) -> tuple[Image.Image, tuple[int, int]]:
         with warnings.catch_warnings():
             # Our own limit is far below Pillow's bomb warning; make any such warning an error.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         check_size(*_header_size(data))  # over Pillow's own limit, hence over ours: say by how much
         raise ImageError("not an image (Pillow refused it as a decompression bomb)") from None
     except UnidentifiedImageError:
-        raise ImageError("not an image (Pillow cannot read it: PNG, JPEG, BMP, WebP, GIF, ...)") from None
+        raise ImageError(f"not an image in a format digitlab reads ({', '.join(IMAGE_FORMATS)})") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"not an image ({e})") from None
     check_size(*im.size)
@@ -117,7 +121,7 @@ def _header_size(data: bytes) -> tuple[int, int]:
     """Width and height from the header of an image Pillow refused as a bomb, read by the format's
     own plugin (which, unlike `Image.open`, applies no pixel limit and decodes nothing)."""
     Image.init()
-    for fmt in Image.ID:
+    for fmt in IMAGE_FORMATS:
         factory, accept = Image.OPEN[fmt]
         if accept is not None and accept(data[:16]) is not True:
             continue
