@@ -199,7 +199,6 @@ class PureNetwork:
         W, b = self.weights[0], self.biases[0]
         train_bias = self.bias
         classes = range(len(W))
-        exp, log = math.exp, math.log  # local names: faster to look up in the loop
         total_loss, correct = 0.0, 0
         for n in order:
             indices, values = images[n]
@@ -207,24 +206,13 @@ class PureNetwork:
             take = itemgetter(*indices)
             # Forward: one sum over the non-zero pixels per output neuron, run by sum/map in C.
             out = [sum(map(mul, take(row), values), bk) for row, bk in zip(W, b)]
-            top = max(out)
-            correct += out.index(top) == y
-            if use_softmax:
-                e = [exp(o - top) for o in out]  # minus the largest: exp cannot overflow
-                s = sum(e)
-                error = [v / s for v in e]
-                total_loss += log(s) - (out[y] - top)  # -log p[y], computed without log(0)
-                error[y] -= 1  # minus the one-hot target
-            else:
-                error = out[:]
-                error[y] -= 1
-                total_loss += 0.5 * sum(v * v for v in error)
+            error, loss, right = _output_error(out, y, use_softmax)
+            total_loss += loss
+            correct += right
             # Update: w[k][j] -= lr * error[k] * x[j], only where x[j] != 0.
             for k in classes:
                 c = lr * error[k]
-                row = W[k]
-                for j, v in zip(indices, values):
-                    row[j] -= c * v
+                _subtract_scaled(W[k], indices, values, c)
                 if train_bias:
                     b[k] -= c
             lr -= step
@@ -235,7 +223,6 @@ class PureNetwork:
         (W1, W2), (b1, b2) = self.weights, self.biases
         train_bias = self.bias
         classes = range(len(W2))
-        exp, log = math.exp, math.log
         total_loss, correct = 0.0, 0
         for n in order:
             indices, values = images[n]
@@ -245,13 +232,9 @@ class PureNetwork:
             h = [sum(map(mul, take(row), values), bk) for row, bk in zip(W1, b1)]
             h = [v if v > 0.0 else 0.0 for v in h]
             out = [sum(map(mul, row, h), bk) for row, bk in zip(W2, b2)]
-            top = max(out)
-            correct += out.index(top) == y
-            e = [exp(o - top) for o in out]
-            s = sum(e)
-            error = [v / s for v in e]
-            total_loss += log(s) - (out[y] - top)
-            error[y] -= 1
+            error, loss, right = _output_error(out, y, True)
+            total_loss += loss
+            correct += right
             # Backward: the hidden neurons' error, sum_k error[k] * W2[k][i], taken before W2
             # changes; zip(*W2) walks W2 by columns. A neuron that was off (ReLU 0) gets none.
             hidden_error = [sum(map(mul, column, error)) if hi > 0.0 else 0.0 for column, hi in zip(zip(*W2), h)]
@@ -263,13 +246,35 @@ class PureNetwork:
             for i, d in enumerate(hidden_error):
                 if d:  # skip neurons with no error: about half of them, with ReLU
                     c = lr * d
-                    row = W1[i]
-                    for j, v in zip(indices, values):
-                        row[j] -= c * v
+                    _subtract_scaled(W1[i], indices, values, c)
                     if train_bias:
                         b1[i] -= c
             lr -= step
         return total_loss, correct
+
+
+def _output_error(out: list[float], y: int, use_softmax: bool) -> tuple[list[float], float, bool]:
+    """(error, loss, whether the largest output is ``y``) for one image's outputs: with softmax,
+    error = p - onehot(y) and loss = -log p[y]; with the delta rule, error = out - onehot(y) and
+    loss = 1/2 |error|^2."""
+    top = max(out)
+    right = out.index(top) == y
+    if use_softmax:
+        e = [math.exp(o - top) for o in out]  # minus the largest: exp cannot overflow
+        s = sum(e)
+        error = [v / s for v in e]
+        loss = math.log(s) - (out[y] - top)  # -log p[y], computed without log(0)
+        error[y] -= 1
+        return error, loss, right
+    error = out[:]
+    error[y] -= 1
+    return error, 0.5 * sum(v * v for v in error), right
+
+
+def _subtract_scaled(row: list[float], indices, values, c: float) -> None:
+    """row[j] -= c * x[j] for the non-zero pixels x[j] = values at indices."""
+    for j, v in zip(indices, values):
+        row[j] -= c * v
 
 
 def softmax(values: Sequence[float]) -> list[float]:
