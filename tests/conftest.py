@@ -110,3 +110,21 @@ def strokes(n=12, size=28, seed=0):
     d = np.hypot(ys - centre[:, 0], xs - centre[:, 1])
     ink = np.clip(1.6 - np.abs(d - radius), 0, 1)
     return (255 * ink).astype(np.uint8)
+
+
+def grid_of_marks(n: int = 64, pitch: int = 15) -> bytes:
+    """A PNG of an n x n grid of short strokes, ``pitch`` pixels apart, 3 kB: thousands of separate
+    marks, which `digitlab.vision.segment` once took minutes to go through."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (n * pitch, n * pitch), 255)
+    draw = ImageDraw.Draw(image)
+    for row in range(n):
+        for col in range(n):
+            x, y = col * pitch + 3, row * pitch + 2
+            draw.line([(x, y), (x + 1, y + 8)], fill=0, width=3)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()

@@ -1,10 +1,19 @@
-"""Helpers for the web server's tests: models to serve and images to send."""
+"""Helpers for the web server's tests: models to serve, images to send, and a real server to send them to."""
 
 from __future__ import annotations
 
+import http.client
 import io
+import os
+import socket
 import struct
+import subprocess
+import sys
+import tempfile
+import time
 import zlib
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -61,3 +70,63 @@ def mnist_photo(images: list[np.ndarray], gap: int = 10, scale: int = 8) -> byte
     row = np.concatenate([np.pad(im, ((0, 0), (gap, gap))) for im in images], axis=1)
     big = Image.fromarray(255 - row).resize((row.shape[1] * scale, row.shape[0] * scale), Image.BILINEAR)
     return png_bytes(big)
+
+
+# ------------------------------------------------------------------------------- a real server
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def digitlab_serve(model, *args: str, timeout: float = 60):
+    """``digitlab serve --model MODEL ARGS`` in a process of its own on 127.0.0.1 and a free port,
+    as a person runs it; yields (port, process) once it is ready, and stops it after."""
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("digitlab")), "serve", "--model", str(model), "--port", str(port), *args]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log,
+                                   env={**os.environ, "DIGITLAB_THREADS": "1"})
+        try:
+            deadline = time.monotonic() + timeout
+            while not _ready(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"digitlab serve did not start: {log.read().decode(errors='replace')}")
+                time.sleep(0.1)
+            yield port, process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _ready(port: int) -> bool:
+    try:
+        return request(port, "GET", "/readyz")[0] == 200
+    except OSError:
+        return False
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+            timeout: float = 10) -> tuple[int, dict, bytes]:
+    """One request on a new connection: (status, headers, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory (VmRSS), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")

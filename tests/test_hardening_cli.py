@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_mnist_folder
+from conftest import grid_of_marks, write_mnist_folder
 from PIL import Image
 
 from digitlab.cli import main
@@ -104,6 +104,17 @@ def test_the_destination_check_leaves_only_the_folder(setup, tmp_path, capsys):
     ensure_writable(tmp_path / "fresh" / "m.npz")
     ensure_writable(tmp_path / "fresh2", folder=True)
     assert list((tmp_path / "fresh").iterdir()) == [] and list((tmp_path / "fresh2").iterdir()) == []
+
+
+def test_predict_number_refuses_a_page_of_marks_at_once(setup, tmp_path, capsys):
+    """`digitlab predict --number` reads at most 64 digits an image, as the web server does: a
+    grid of thousands of marks once took minutes; it is refused from their count."""
+    _, model, _ = setup
+    page = tmp_path / "grid.png"
+    page.write_bytes(grid_of_marks())
+    start = time.perf_counter()
+    err = one_line_error(capsys, main(["predict", str(model), str(page), "--number"]))
+    assert "more than 64 digits" in err and time.perf_counter() - start < 5
 
 
 @pytest.mark.parametrize("argv", [

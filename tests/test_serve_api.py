@@ -22,6 +22,7 @@ from conftest import pattern_digits  # noqa: E402
 from digitlab.cli import main  # noqa: E402
 from digitlab import save_model  # noqa: E402
 from digitlab.serve import MAX_BATCH, MAX_UPLOAD_BYTES, ModelStore, create_app  # noqa: E402
+from digitlab.serve.limits import UVICORN_SETTINGS  # noqa: E402
 from serve_support import drawn_digit, mnist_photo, png_bytes, png_header_only, tiny_model  # noqa: E402
 
 SEVEN = png_bytes(drawn_digit(7))
@@ -77,6 +78,39 @@ def test_page_and_its_assets_are_served_locally(client):
     assert {"/api/predict", "/api/predict/batch", "/v2/models/{name}/infer"} <= set(schema["paths"])
 
 
+def test_head_of_the_page_answers_like_get(client):
+    head, get = client.head("/"), client.get("/")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert head.headers["content-length"] == get.headers["content-length"]
+
+
+def test_every_response_says_what_a_browser_may_do_with_it(client):
+    """No type sniffing, no framing, and for the page a Content-Security-Policy allowing only this
+    server's scripts, styles and API, and data: images (the 28x28 PNGs the API returns)."""
+    import hashlib
+
+    responses = {"page": client.get("/"), "script": client.get("/static/app.js"), "api": client.get("/api/models"),
+                 "refusal": client.post("/api/predict", content=b"x", headers={"content-type": "text/plain"}),
+                 "body over the limit": client.post("/api/predict", content=BIG, headers=PNG),
+                 "docs": client.get("/docs")}
+    for what, response in responses.items():
+        assert response.headers["x-content-type-options"] == "nosniff", what
+        assert response.headers["x-frame-options"] == "DENY", what
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"], what
+    policy = dict(part.strip().split(" ", 1) for part in responses["page"].headers["content-security-policy"].split(";"))
+    assert policy["default-src"] == "'self'" and policy["img-src"] == "'self' data:"
+    assert "script-src" not in policy and "style-src" not in policy  # no inline script or style: 'self' only
+    page = responses["page"].text
+    assert "<script>" not in page and "<style" not in page and " style=" not in page and "onload=" not in page
+    # /docs runs one inline script (Swagger UI's start), allowed by its hash and nothing wider.
+    docs = responses["docs"]
+    script = re.search(r"<script>(.*?)</script>", docs.text, re.DOTALL).group(1)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    docs_policy = docs.headers["content-security-policy"]
+    assert f"script-src 'self' 'sha256-{digest}';" in docs_policy and "unsafe-eval" not in docs_policy
+
+
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready", "models": ["alpha", "beta"]}
@@ -96,9 +130,16 @@ def test_models_list_and_details(client):
     assert details["input_shape"] == [28, 28] and details["default"] is False
 
 
-def test_confusion_says_when_mnist_is_missing(client):
+def test_confusion_says_when_mnist_is_missing(client, model_files, tmp_path, monkeypatch, caplog):
+    """It says which files are missing, not where the server keeps its files (that is in its log)."""
     body = client.get("/api/models/alpha/confusion").json()
-    assert body["available"] is False and "missing MNIST file" in body["reason"]
+    assert body["available"] is False and "missing MNIST files" in body["reason"]
+    assert "t10k-images-idx3-ubyte.gz" in body["reason"] and "--data-dir" in body["reason"]
+    monkeypatch.setenv("DIGITLAB_DATA_DIR", str(tmp_path / "elsewhere"))
+    for data_dir in (None, tmp_path / "mnist"):
+        reason = TestClient(create_app(model_files, data_dir=data_dir)).get("/api/models/beta/confusion").json()["reason"]
+        assert "missing MNIST files" in reason and "/" not in reason  # no path of the server's
+    assert str(tmp_path / "mnist") in caplog.text  # the server's log says where it looked
 
 
 @pytest.mark.mnist
@@ -230,7 +271,8 @@ BAD_REQUESTS = [
     ("JSON not an object", dict(json=[1, 2]), 422, "valid dictionary"),
     ("deeply nested JSON", dict(content=b"[" * 100_000, headers={"content-type": "application/json"}), 422, "malformed JSON"),
     ("bad base64", dict(json={"image": "not base64!"}), 422, "base64"),
-    ("empty base64", dict(json={"image": ""}), 422, "empty"),
+    ("empty base64", dict(json={"image": ""}), 422, "at least 1 character"),
+    ("blank base64", dict(json={"image": " \n"}), 422, "empty"),
     ("783 pixels", dict(json={"pixels": [0] * 783}), 422, "at least 784"),
     ("785 pixels", dict(json={"pixels": [0] * 785}), 422, "at most 784"),
     ("pixel over 255", dict(json={"pixels": [300] + [0] * 783}), 422, "less than or equal to 255"),
@@ -263,13 +305,30 @@ def test_bad_input_is_refused_with_a_reason_and_the_server_keeps_serving(client,
     assert good.status_code == 200
 
 
+def test_only_the_image_formats_digitlab_reads_are_opened(client, monkeypatch):
+    """An EPS upload is refused from its header without Pillow handing it to its EPS plugin (which
+    runs Ghostscript to decode): the header check opens only `digitlab.data.IMAGE_FORMATS`."""
+    from PIL import EpsImagePlugin
+
+    opened = []
+    real_open = EpsImagePlugin.EpsImageFile._open
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", lambda self: (opened.append(1), real_open(self))[1])
+    eps = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n%%EndComments\n"
+           b"newpath 14 4 moveto 14 24 lineto stroke\nshowpage\n%%EOF\n")
+    for response in (client.post("/api/predict", content=eps, headers={"content-type": "image/x-eps"}),
+                     client.post("/api/predict", json={"image": b64(eps)})):
+        assert response.status_code == 422
+        assert response.json()["detail"].startswith("not an image in a format digitlab reads (PNG, JPEG,")
+    assert opened == []
+
+
 def test_a_bug_in_preprocessing_is_logged_and_refused_not_a_500(client, monkeypatch, caplog):
     from digitlab.vision import reading
 
     def broken(image):
         raise IndexError("index 28 is out of bounds")
 
-    monkeypatch.setattr(reading, "to_mnist", broken)  # where `read`, and so /api/predict, finds it
+    monkeypatch.setattr(reading, "find_digit", broken)  # where `read`, and so /api/predict, finds it
     response = client.post("/api/predict", content=SEVEN, headers=PNG)
     assert response.status_code == 422
     assert response.json()["detail"] == "could not read this image (IndexError: index 28 is out of bounds)"
@@ -302,7 +361,7 @@ def infer(client, inputs, model="alpha", **extra):
 
 
 def test_open_inference_protocol(client):
-    assert client.get("/v2").json() == {"name": "digitlab", "version": client.get("/v2").json()["version"], "extensions": []}
+    assert client.get("/v2").json() == {"name": "digitlab", "version": client.get("/v2").json()["version"], "extensions": ["binary_tensor_data"]}
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/health/ready").json() == {"ready": True}
     meta = client.get("/v2/models/alpha").json()
@@ -442,6 +501,7 @@ def test_serve_command(model_files, monkeypatch, capsys):
     assert main(["serve", "--models-dir", str(model_files), "--port", "8123"]) == 0
     app, kwargs = calls[0]
     assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 8123
+    assert kwargs.items() >= UVICORN_SETTINGS.items()  # the limits on connections, in both paths
     assert [m.name for m in app.state.store] == ["alpha", "beta"]
     assert "http://127.0.0.1:8123/" in capsys.readouterr().out
     assert blas == [(1, "blas")]  # the server process runs BLAS on one thread
@@ -453,6 +513,7 @@ def test_serve_command(model_files, monkeypatch, capsys):
     assert main(["serve", "--models-dir", str(model_files), "--workers", "2", "--data-dir", "/data"]) == 0
     target, kwargs = calls[2]
     assert target == "digitlab.serve.app:app_from_environment" and kwargs["factory"] and kwargs["workers"] == 2
+    assert kwargs.items() >= UVICORN_SETTINGS.items()
     assert json.loads(os.environ["DIGITLAB_SERVE"]) == {"models": str(model_files), "data_dir": "/data"}
     from digitlab.serve.app import app_from_environment
 

@@ -1,6 +1,7 @@
 """The page in a real headless Chromium (Playwright): draw a 1 and a 7 with the mouse, see the
-network read them and the bars move, undo, clear, read a photo, switch models, open the confusion
-matrix; and the page on a phone-sized screen. Screenshots go to the test's output folder."""
+network read them and the bars move, undo, clear, read a photo, switch models (an untrained one is
+not sure), open the confusion matrix, all within the page's Content-Security-Policy; and the page on
+a phone-sized screen. Screenshots go to the test's output folder."""
 
 from __future__ import annotations
 
@@ -102,8 +103,9 @@ def test_draw_a_one_and_a_seven_then_read_a_photo(server, browser, mnist, tmp_pa
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     refused = local_only(context, server)
     page = context.new_page()
-    errors = []
+    errors, blocked = [], []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(server)
     expect(page.locator("#architecture tbody tr")).to_have_count(13)
     expect(page.locator("#model-name")).to_contain_text("cnn-fast")
@@ -152,12 +154,15 @@ def test_draw_a_one_and_a_seven_then_read_a_photo(server, browser, mnist, tmp_pa
     page.select_option("#model-select", "tiny")
     expect(page.locator("#model-name")).to_contain_text("tiny")
     expect(page.locator("#architecture tbody tr")).to_have_count(6)
+    answered(page)  # the 7 again, by an untrained model: under the page's threshold (50%)
+    expect(page.locator("#digit")).to_have_text("?")
+    expect(page.locator("#confidence")).to_contain_text("not sure")
 
     page.goto(server + "/docs")  # Swagger UI, from local files, renders the OpenAPI 3.1 schema
     expect(page.locator(".opblock-summary-path", has_text="/api/predict/batch")).to_be_visible(timeout=15_000)
     expect(page.locator(".opblock-summary-path", has_text="/v2/models/{name}/infer").first).to_be_visible()
     page.screenshot(path=str(tmp_path / "docs.png"))
-    assert errors == [] and refused == []
+    assert errors == [] and refused == [] and blocked == []  # nothing the Content-Security-Policy refused
     context.close()
     _keep(tmp_path)
 

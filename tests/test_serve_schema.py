@@ -25,3 +25,16 @@ def test_api_conforms_to_its_schema(case):
     # documented, schema-violating requests refused) except positive_data_acceptance: a request can
     # fit the schema and still be refused with a reason, e.g. random base64 that is not an image.
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+
+def test_the_schema_states_what_the_server_refuses():
+    """What the server refuses whatever the values (an empty image, an empty batch) is in the
+    schema, so that schemathesis's valid requests are ones the server can accept."""
+    spec = app.openapi()
+    components = spec["components"]["schemas"]
+    assert components["ImageInput"]["properties"]["image"]["minLength"] == 1
+    assert components["BatchInput"]["properties"]["items"]["minItems"] == 1
+    content = spec["paths"]["/api/predict/batch"]["post"]["requestBody"]["content"]
+    assert content["multipart/form-data"]["schema"]["properties"]["files"]["minItems"] == 1
+    responses = spec["paths"]["/api/predict"]["post"]["responses"]
+    assert {"408", "413", "415", "422", "503"} <= set(responses)

@@ -24,7 +24,11 @@ def serve(
     data_dir: Optional[Path] = typer.Option(None, help="Folder with the MNIST files, for the confusion view."),
     workers: int = typer.Option(1, min=1, help="Server processes; each loads the models. Up to one per core."),
 ) -> None:
-    """Serve the draw-a-digit page at / and the JSON API (OpenAPI at /docs) with uvicorn."""
+    """Serve the draw-a-digit page at / and the JSON API (OpenAPI at /docs) with uvicorn.
+
+    The server's limits (body sizes, time allowed to clients and to each request's work, connections)
+    are in digitlab.serve.limits; they hold in each process.
+    """
     if model is not None and models_dir is not None:
         raise typer.BadParameter("give --model or --models-dir, not both", param_hint="--model")
     try:
@@ -32,6 +36,7 @@ def serve(
         from threadpoolctl import threadpool_limits
 
         from ..serve import create_app
+        from ..serve.limits import UVICORN_SETTINGS
     except ImportError as e:
         raise DigitlabError(f"the web server needs its extra ({e.name} is missing): pip install 'digitlab[web]'") from None
     # One image at a time gains nothing from a multi-threaded BLAS, and its threads, spinning
@@ -43,11 +48,11 @@ def serve(
     processes = f" in {workers} processes" if workers > 1 else ""
     console.print(f"serving {names} on [bold]http://{host}:{port}/[/]{processes} (API: /docs); Ctrl+C stops")
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning", **UVICORN_SETTINGS)
         return
     # Each worker process imports the factory and builds its own app from these settings.
     os.environ[SETTINGS_VARIABLE] = json.dumps({"models": str(source), "data_dir": data_dir and str(data_dir)})
     os.environ["OPENBLAS_NUM_THREADS"] = "1"  # the workers' BLAS, as above
     del app
     uvicorn.run("digitlab.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                log_level="warning")
+                log_level="warning", **UVICORN_SETTINGS)

@@ -9,12 +9,14 @@ in the worker threads (`run_in_workers`), never on the event loop.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
 
-from ..errors import DigitlabError, ImageError
+from ..data.mnist import FILES, find_mnist
+from ..errors import DataError, DigitlabError, ImageError
 from ..vision import read, read_digits
 from . import inputs
 from .limits import MAX_BATCH, run_in_workers
@@ -23,6 +25,7 @@ from .problems import HTTPProblem
 from .schemas import BatchResponse, Confusion, Health, ModelDetails, ModelList, PredictResponse
 from .store import ModelStore, ServedModel
 
+log = logging.getLogger("digitlab.serve")
 _MODEL = Query(None, description="Model name (default: the server's default model).")
 
 
@@ -59,8 +62,9 @@ def api_router(store: ModelStore, data_dir=None) -> APIRouter:
         served = store.get(name)
         try:
             result = served.confusion(data_dir)
-        except DigitlabError as e:  # MNIST is not on this machine: the page says so
-            return {"model": name, "available": False, "reason": str(e)}
+        except DigitlabError as e:  # MNIST is not on this machine: the page says so, the log says where
+            log.warning("confusion view of %r unavailable: %s", name, e)
+            return {"model": name, "available": False, "reason": _mnist_unavailable(data_dir)}
         mistakes = [{**m, "image": inputs.png_data_url(m["image"])} for m in result["misclassified"]]
         return {"model": name, "available": True, **result, "misclassified": mistakes}
 
@@ -99,6 +103,20 @@ def api_router(store: ModelStore, data_dir=None) -> APIRouter:
     return router
 
 
+def _mnist_unavailable(data_dir) -> str:
+    """Why the confusion view cannot be made, without the server's paths (a client has no use for
+    them; the server's log has them)."""
+    try:
+        found = find_mnist(data_dir) is not None
+    except DataError:  # a folder named explicitly lacks a file
+        found = False
+    if found:
+        return "the MNIST files on the server could not be read (the server's log says why)"
+    names = ", ".join(f"{stem}.gz" for pair in FILES.values() for stem in pair)
+    return (f"missing MNIST files on the server: the confusion view needs all four ({names}); "
+            "start the server with --data-dir naming the folder that holds them")
+
+
 class _Timed:
     """A model that adds up the time spent in its ``predict_proba``: a request's ``inference_ms``."""
 
@@ -134,7 +152,7 @@ def _predict(served: ServedModel, source, number: bool, threshold: float, start:
     if number:
         shown = {"number": "".join(str(r["digit"]) for r in found), "digits": found}
     else:
-        shown = {k: found[0][k] for k in ("digit", "confidence", "probabilities", "image")}
+        shown = {k: found[0][k] for k in ("digit", "confidence", "probabilities", "image", "box")}
     return {"model": served.name, **shown, "answer": reading.text, **_timings(start, model)}
 
 

@@ -25,6 +25,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from .. import vision
+from ..data import IMAGE_FORMATS
 from ..errors import DigitlabError
 from .limits import MAX_BATCH, MAX_PIXELS
 from .problems import HTTPProblem, validation_reason
@@ -148,18 +149,19 @@ def digit_from_image(data: bytes) -> np.ndarray:
 
 
 def check_image(data: bytes) -> None:
-    """Read only the header: 422 if it is not an image Pillow knows, 413 if it has too many pixels."""
+    """Read only the header: 422 if it is not an image in one of `IMAGE_FORMATS` (Pillow tries no
+    other plugin on it), 413 if it has too many pixels."""
     if not data:
         raise HTTPProblem(422, "the image is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
                 width, height = im.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise HTTPProblem(413, f"the image has too many pixels (over {MAX_PIXELS / 1e6:g} megapixels)") from None
     except Exception:  # Pillow raises many kinds for a bad header; all mean the same to the client
-        raise HTTPProblem(422, "not an image: send a PNG, JPEG, BMP, GIF or WebP file") from None
+        raise HTTPProblem(422, f"not an image in a format digitlab reads ({', '.join(IMAGE_FORMATS)})") from None
     if width * height > MAX_PIXELS:
         raise HTTPProblem(413, f"the image is {width}x{height} = {width * height / 1e6:.3g} megapixels, "
                                f"over the limit of {MAX_PIXELS / 1e6:g}")

@@ -4,25 +4,34 @@
 sees no request body: `PREDICT_BODY` and `BATCH_BODY` describe it (as the routes'
 ``openapi_extra``), and `schema` adds the JSON models they refer to to the components.
 ``/docs`` is Swagger UI served from local files (the ``swagger_ui_bundle`` package, which
-`create_app` mounts at `SWAGGER`), so the page works offline.
+`create_app` mounts at `SWAGGER`), so the page works offline. Its one inline script (the call that
+starts Swagger UI) is allowed by its hash in the page's Content-Security-Policy, `DOCS_POLICY`.
 """
 
 from __future__ import annotations
+
+import base64
+import hashlib
+import re
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
 from .inputs import IMAGE_TYPES
-from .limits import MAX_BATCH, MAX_PIXELS, MAX_UPLOAD_BYTES
+from .limits import MAX_BATCH, MAX_DIGITS, MAX_PIXELS, MAX_UPLOAD_BYTES
 from .schemas import BatchInput, ImageInput
 
 SWAGGER = "/static/swagger"
-REFUSALS = {413: {"description": f"Body over {MAX_UPLOAD_BYTES // 2**20} MiB or image over "
+REFUSALS = {404: {"description": "Unknown model"},
+            408: {"description": "The body stopped arriving"},
+            413: {"description": f"Body over {MAX_UPLOAD_BYTES // 2**20} MiB or image over "
                                  f"{MAX_PIXELS / 1e6:g} megapixels"},
             415: {"description": "Unsupported content type"},
-            404: {"description": "Unknown model"},
-            422: {"description": "Malformed body, not an image, or no digit found"}}
+            422: {"description": f"Malformed body, not an image, no digit found, or (number=true) over "
+                                 f"{MAX_DIGITS} digits"},
+            503: {"description": "Busy: too many large bodies at once, or the work took too long; "
+                                 "see Retry-After"}}
 _FILE = {"type": "string", "format": "binary"}
 
 
@@ -38,17 +47,27 @@ def _body(json_model, multipart: dict, image_types: tuple[str, ...] = ()) -> dic
 PREDICT_BODY = _body(ImageInput, {"type": "object", "required": ["file"], "properties": {"file": _FILE}},
                      IMAGE_TYPES[:2])
 BATCH_BODY = _body(BatchInput, {"type": "object", "required": ["files"], "properties": {
-    "files": {"type": "array", "maxItems": MAX_BATCH, "items": _FILE}}})
+    "files": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": _FILE}}})
 
 docs_router = APIRouter(include_in_schema=False)
 
 
+# The page's policy (`app.PAGE_POLICY`), plus the hashes of the inline scripts of FastAPI's
+# Swagger UI page. (Swagger UI itself needs no inline style, eval or data from elsewhere.)
+DOCS_POLICY = ("default-src 'self'; script-src 'self' {scripts}; img-src 'self' data:; object-src 'none'; "
+               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
 @docs_router.get("/docs")
 def docs():
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url="/openapi.json", title="digitlab API",
         swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js", swagger_css_url=f"{SWAGGER}/swagger-ui.css",
         swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png")
+    inline = re.findall(rb"<script>(.*?)</script>", page.body, re.DOTALL)
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s).digest()).decode()}'" for s in inline)
+    page.headers["content-security-policy"] = DOCS_POLICY.format(scripts=hashes)
+    return page
 
 
 def schema(app: FastAPI) -> dict:

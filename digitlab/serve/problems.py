@@ -18,18 +18,20 @@ from .store import ModelNotFound
 
 
 class HTTPProblem(Exception):
-    """A request the server refuses: the status code and the reason given in the body."""
+    """A request the server refuses: the status code, the reason given in the body, and any headers
+    to send with it (``Retry-After`` with a 503)."""
 
-    def __init__(self, status: int, reason: str):
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.headers = headers or {}
 
 
-def problem(path: str, status: int, reason: str) -> JSONResponse:
+def problem(path: str, status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The response refusing a request to ``path``."""
     key = "error" if path.startswith("/v2") else "detail"
-    return JSONResponse({key: reason}, status_code=status)
+    return JSONResponse({key: reason}, status_code=status, headers=headers)
 
 
 def validation_reason(errors) -> str:
@@ -47,7 +49,7 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPProblem)
     async def _http_problem(request: Request, exc: HTTPProblem):
-        return problem(request.url.path, exc.status, exc.reason)
+        return problem(request.url.path, exc.status, exc.reason, exc.headers)
 
     @app.exception_handler(DigitlabError)
     async def _digitlab_error(request: Request, exc: DigitlabError):

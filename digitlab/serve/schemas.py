@@ -27,8 +27,9 @@ class ImageInput(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of_image_or_pixels)
 
     image: Optional[str] = Field(
-        None, description="A PNG, JPEG, BMP, GIF or WebP file in base64, optionally as a data: URL. "
-        "It goes through the same preprocessing as an upload (digitlab.vision.to_mnist).")
+        None, min_length=1, description="An image file (PNG, JPEG, GIF, BMP, TIFF, WebP or PNM) in "
+        "base64, optionally as a data: URL. It goes through the same preprocessing as an upload "
+        "(digitlab.vision.to_mnist).")
     pixels: Optional[Annotated[list[Pixel], Field(min_length=784, max_length=784)]] = Field(
         None, description="784 values 0..255, row by row, white ink on black as in MNIST; "
         "fed to the network as they are (no preprocessing).")
@@ -64,6 +65,8 @@ class PredictResponse(BaseModel):
     confidence: Optional[float] = None
     probabilities: Optional[list[float]] = None
     image: Optional[str] = Field(None, description="The 28x28 image the network saw, as a PNG data: URL.")
+    box: Optional[list[int]] = Field(None, description="Where the digit was found in the image: [left, top, right, "
+                                     "bottom] in pixels (right and bottom exclusive); absent for pixels.")
     number: Optional[str] = Field(None, description="With number=true: the digits read left to right.")
     digits: Optional[list[DigitResult]] = Field(None, description="With number=true: each digit found.")
     answer: str = Field(description="The answer as `digitlab predict` prints it: one character per digit, "

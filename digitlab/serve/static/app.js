@@ -85,6 +85,10 @@ $("undo").addEventListener("click", () => { strokes.pop(); redraw(); schedulePre
 $("clear").addEventListener("click", () => { strokes.length = 0; redraw(); schedulePredict(0); });
 
 // ------------------------------------------------------------------------------ live prediction
+// Below this top probability the page says it is not sure, as `digitlab predict --threshold` does:
+// the server's `answer` has "?" for such a digit.
+const THRESHOLD = 0.5;
+
 // Debounced while drawing; at most one request in flight, and the last drawing always gets an answer.
 // #result carries data-pending while an answer for the current drawing is still to come.
 let timer = null, inFlight = false, again = false;
@@ -105,7 +109,7 @@ async function predictDrawing() {
   inFlight = true;
   try {
     const blob = await new Promise((resolve) => sendCanvas().toBlob(resolve, "image/png"));
-    const result = await api(withModel("/api/predict"), {
+    const result = await api(withModel(`/api/predict?threshold=${THRESHOLD}`), {
       method: "POST", headers: { "Content-Type": "image/png" }, body: blob,
     });
     showPrediction(result);
@@ -151,8 +155,10 @@ function showPrediction(result) {
     row.querySelector(".value").textContent = result ? (100 * probs[d]).toFixed(1) + "%" : "";
     row.classList.toggle("top", !!result && d === result.digit);
   });
-  $("digit").textContent = result ? result.digit : "?";
-  $("confidence").textContent = result ? `${(100 * result.confidence).toFixed(1)}% sure` : "";
+  const sure = !!result && result.answer !== "?";
+  const percent = result ? (100 * result.confidence).toFixed(1) + "%" : "";
+  $("digit").textContent = sure ? result.digit : "?";
+  $("confidence").textContent = !result ? "" : sure ? `${percent} sure` : `not sure (${result.digit} at ${percent})`;
   if (result) $("seen").src = result.image; else $("seen").removeAttribute("src");
   $("latency").textContent = result ? `Answered in ${result.latency_ms.toFixed(1)} ms.` : "";
 }
@@ -162,17 +168,19 @@ async function readPhoto(file) {
   $("photo-message").textContent = "Reading…";
   $("photo-result").hidden = true;
   try {
-    const result = await api(withModel("/api/predict?number=true"), {
+    const result = await api(withModel(`/api/predict?number=true&threshold=${THRESHOLD}`), {
       method: "POST", headers: { "Content-Type": file.type || "application/octet-stream" }, body: file,
     });
-    $("photo-number").textContent = result.number;
+    $("photo-number").textContent = result.answer; // "?" for each digit it is not sure of
     const thumbs = $("photo-digits");
     thumbs.innerHTML = "";
-    for (const d of result.digits) {
-      thumbs.appendChild(figure(d.image, `${d.digit} · ${(100 * d.confidence).toFixed(0)}%`));
-    }
+    result.digits.forEach((d, i) => {
+      const unsure = result.answer[i] === "?" ? "?" : "";
+      thumbs.appendChild(figure(d.image, `${d.digit}${unsure} · ${(100 * d.confidence).toFixed(0)}%`));
+    });
     $("photo-result").hidden = false;
-    $("photo-message").textContent = "";
+    $("photo-message").textContent = result.answer.includes("?")
+      ? `? marks a digit the network is not sure of (under ${100 * THRESHOLD}%).` : "";
   } catch (error) {
     $("photo-message").textContent = error.message;
   }
