@@ -16,6 +16,9 @@ It is then put on a scene of its kind:
 | ``thin-pen`` | a fine pen (1-2.5 px) on a large digit, far thinner than MNIST's strokes |
 | ``canvas-rgba`` | a drawing app's export: strokes only in the alpha channel of a transparent canvas |
 | ``sklearn-8x8`` | scikit-learn's 8x8 digits scaled up (nearest or bilinear), either polarity, with margins |
+| ``frame-filling`` | a size-normalised scan, 16x16 or 28x28, the digit stretched to touch the frame on every side (as postal-code digits are), either polarity, grey levels and scanner noise |
+| ``canvas-marks`` | a small digit on a large canvas with stray marks: dots, short scribbles, and now and then part of another digit cut by the canvas edge |
+| ``ballpoint-shadow`` | a thin ballpoint on grey paper under uneven light, with a shadow's edge across the sheet |
 
 Everything is seeded: `make_handwriting_set(n, seed)` gives the same images on every machine, and
 image i of a kind does not depend on how many were asked for.
@@ -29,7 +32,8 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-KINDS = ("pen-on-paper", "chalk", "photo-jpeg", "large-canvas", "thin-pen", "canvas-rgba", "sklearn-8x8")
+KINDS = ("pen-on-paper", "chalk", "photo-jpeg", "large-canvas", "thin-pen", "canvas-rgba", "sklearn-8x8",
+         "frame-filling", "canvas-marks", "ballpoint-shadow")
 _SUPER = 4  # strokes are drawn at 4x and area-averaged down
 
 
@@ -489,6 +493,78 @@ def _sklearn_8x8(rng, digit):
     return Image.fromarray(np.clip(big * 255 + 0.5, 0, 255).astype(np.uint8), "L")
 
 
+def _frame_filling(rng, digit):
+    side = 16 if rng.random() < 0.5 else 28
+    height = 6.0 * side  # drawn large, then squeezed into the frame
+    alpha = _drawn(rng, digit, height, height * rng.uniform(0.09, 0.16))
+    rows, cols = np.nonzero(alpha > 0.05)
+    alpha = alpha[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    # Size-normalised: stretched to touch all four sides of the frame; a narrow digit (a 1) keeps
+    # its proportions, its height filling the frame.
+    aspect = alpha.shape[1] / alpha.shape[0]
+    width = side if aspect > 0.6 else max(2, round(side * aspect))
+    fitted = np.asarray(Image.fromarray(alpha, "F").resize((width, side), Image.Resampling.BOX), np.float32)
+    alpha = np.zeros((side, side), np.float32)
+    left = (side - width) // 2
+    alpha[:, left:left + width] = np.clip(fitted * rng.uniform(1.0, 1.6), 0, 1)
+    paper, ink = (rng.uniform(0.75, 1.0), rng.uniform(0.0, 0.25))
+    if rng.random() < 0.5:
+        paper, ink = ink, paper
+    grey = paper * (1 - alpha) + ink * alpha + rng.normal(0, rng.uniform(0.0, 0.04), alpha.shape)
+    return Image.fromarray(np.clip(grey * 255 + 0.5, 0, 255).astype(np.uint8), "L")
+
+
+def _canvas_marks(rng, digit):
+    side = rng.uniform(600, 1200)
+    shape = (int(side * rng.uniform(0.6, 1.0)), int(side))
+    height = rng.uniform(0.1, 0.25) * shape[0]
+    stroke = max(rng.uniform(3, 12), 0.06 * height)
+    alpha = _place(_drawn(rng, digit, height, stroke, pressure=0.1), shape, rng, margin=0.15)
+    shape = alpha.shape
+    marks = _specks(rng, shape, int(rng.integers(2, 10)), rng.uniform(2, 0.3 * stroke + 3))
+    for _ in range(int(rng.integers(0, 3))):  # short scribbles, well under the digit's size
+        length = rng.uniform(0.1, 0.3) * height
+        start = rng.uniform(0, 1, 2) * (np.array(shape[::-1]) - length)
+        path = start + np.cumsum(rng.normal(0, length / 6, (6, 2)), axis=0)
+        scribble = draw_strokes([path - path.min(axis=0)], rng.uniform(2, stroke), rng)
+        top, left = (np.clip(path.min(axis=0)[::-1], 0, None)).astype(int)
+        h, w = min(scribble.shape[0], shape[0] - top), min(scribble.shape[1], shape[1] - left)
+        marks[top:top + h, left:left + w] = np.maximum(marks[top:top + h, left:left + w], scribble[:h, :w])
+    if rng.random() < 0.4:  # part of a neighbouring digit, cut by the canvas edge
+        other = _drawn(rng, int(rng.integers(10)), height, stroke, pressure=0.1)
+        keep = int(other.shape[1] * rng.uniform(0.2, 0.45))
+        piece = other[:, -keep:] if rng.random() < 0.5 else other[:, :keep]
+        top = int(rng.uniform(0, max(1, shape[0] - piece.shape[0])))
+        h = min(piece.shape[0], shape[0] - top)
+        at_left = piece is not None and rng.random() < 0.5
+        cols = slice(0, keep) if at_left else slice(shape[1] - keep, shape[1])
+        marks[top:top + h, cols] = np.maximum(marks[top:top + h, cols], piece[:h])
+    dark_ink = rng.random() < 0.5
+    paper, ink = (1.0, 0.0) if dark_ink else (0.0, 1.0)
+    coverage = np.maximum(alpha, marks)
+    grey = paper * (1 - coverage) + ink * coverage
+    return Image.fromarray(np.clip(grey * 255 + 0.5, 0, 255).astype(np.uint8), "L")
+
+
+def _ballpoint_shadow(rng, digit):
+    shape = _canvas_shape(rng, 200, 800)
+    height = rng.uniform(0.3, 0.7) * shape[0]
+    alpha = _place(_drawn(rng, digit, height, rng.uniform(1.0, 2.2) * max(1.0, shape[0] / 400), pressure=0.2),
+                   shape, rng)
+    shape = alpha.shape
+    ink = np.array([rng.uniform(0.05, 0.15), rng.uniform(0.05, 0.2), rng.uniform(0.15, 0.5)])
+    paper = _paper(rng, shape, rng.uniform(0.5, 0.75), [1, 1, rng.uniform(0.92, 1)], light=0.5,
+                   texture=rng.uniform(0.01, 0.03), noise=rng.uniform(0.005, 0.015))
+    h, w = shape
+    yy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
+    xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
+    angle = rng.uniform(0, 2 * math.pi)
+    edge = math.cos(angle) * xx + math.sin(angle) * yy - rng.uniform(-0.6, 0.6)  # across the sheet
+    shadow = 1.0 - rng.uniform(0.25, 0.5) * 0.5 * (1 + np.tanh(edge / rng.uniform(0.02, 0.12)))  # a soft step
+    rgb = _composite(paper, alpha, ink) * shadow[:, :, None]
+    return _to_image(rgb, grey=rng.random() < 0.3)
+
+
 _SCENES = {
     "pen-on-paper": _pen_on_paper,
     "chalk": _chalk,
@@ -497,6 +573,9 @@ _SCENES = {
     "thin-pen": _thin_pen,
     "canvas-rgba": _canvas_rgba,
     "sklearn-8x8": _sklearn_8x8,
+    "frame-filling": _frame_filling,
+    "canvas-marks": _canvas_marks,
+    "ballpoint-shadow": _ballpoint_shadow,
 }
 
 

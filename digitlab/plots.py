@@ -70,10 +70,13 @@ def sample_grid(
     return _save(fig, path)
 
 
-def readings_figure(originals: list, seen: list[np.ndarray], answers: list[str], path: str | os.PathLike) -> Path:
+def readings_figure(originals: list, seen: list[np.ndarray], answers: list[str], path: str | os.PathLike,
+                    boxes: list | None = None) -> Path:
     """Each input image (top) next to what the network saw (bottom), titled with its answer.
 
-    ``originals``: PIL images or arrays; ``seen``: for each input, uint8 K x 28 x 28 digits."""
+    ``originals``: PIL images or arrays; ``seen``: for each input, uint8 K x 28 x 28 digits;
+    ``boxes``: for each input, K x 4 boxes (left, top, right, bottom) in the original's pixels,
+    drawn on it: where each digit was found."""
     plt = _pyplot()
     cols = len(originals)
     if cols == 0:
@@ -82,6 +85,9 @@ def readings_figure(originals: list, seen: list[np.ndarray], answers: list[str],
     for c, (original, digits, answer) in enumerate(zip(originals, seen, answers)):
         top, bottom = axes[0, c], axes[1, c]
         top.imshow(np.asarray(original), cmap="gray", interpolation="lanczos")
+        for left, up, right, down in (boxes[c] if boxes is not None else []):
+            top.add_patch(plt.Rectangle((left - 0.5, up - 0.5), right - left, down - up, fill=False,
+                                        edgecolor="#e8710a", linewidth=1.5))
         top.set_title("input", fontsize=10)
         strip = np.concatenate(list(digits), axis=1) if len(digits) else np.zeros((28, 28), np.uint8)
         bottom.imshow(strip, cmap="gray", vmin=0, vmax=255, interpolation="nearest")

@@ -2,15 +2,18 @@
 
 import io
 import struct
+import time
 import zlib
 from collections import deque
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 from digitlab.errors import DigitlabError, ImageError
-from digitlab.vision import load, segment, to_mnist
+from digitlab import load_model
+from digitlab.vision import find_digit, load, segment, to_mnist
 from digitlab.vision.components import dilate, label
 from digitlab.vision.preprocess import stroke_width
 from synth import make_handwriting_set, render_number
@@ -245,6 +248,64 @@ def _blank_pages():
     }
 
 
+# ---------------------------------------------------------------------- failure classes of real images
+
+
+def frame_filling_digit(side: int, light_ink: bool) -> np.ndarray:
+    """A size-normalised scan (as postal-code digits are): a 0 whose ink touches all four sides."""
+    ink = np.zeros((side, side), np.float32)
+    cv2.ellipse(ink, (side // 2, side // 2), (side // 2 - 1, side // 2), 0, 0, 360, 1.0, max(2, side // 6))
+    paper, stroke = (30, 220) if light_ink else (220, 30)
+    return np.clip(paper + (stroke - paper) * ink, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("side", [16, 28])
+@pytest.mark.parametrize("light_ink", [False, True])
+def test_a_digit_filling_its_frame_is_read_not_refused(side, light_ink):
+    found = find_digit(frame_filling_digit(side, light_ink))
+    assert found.polarity == (-1 if light_ink else 1)
+    assert found.box == (0, 0, side, side)
+    out = found.image
+    assert out[14, 14] < 60 and ink_box(out, 127)[0] >= 18  # a ring: dark inside, 20 px tall
+
+
+@pytest.mark.parametrize("kind", ["frame-filling", "canvas-marks", "ballpoint-shadow"])
+def test_the_failure_classes_of_real_images_are_read(kind, mnist_model):
+    """The kinds the generated set added for the failures seen on real images: none refused, and
+    a model trained one epoch on MNIST reads them nearly as well as MNIST itself."""
+    model = load_model(mnist_model)
+    samples = make_handwriting_set(20, seed=5, kinds=[kind])
+    digits = np.stack([to_mnist(image) for image, _, _ in samples])  # any refusal fails the test
+    labels = np.array([label for _, label, _ in samples])
+    assert np.mean(model.predict(digits) == labels) >= 0.85
+
+
+def test_shadows_do_not_flip_the_polarity():
+    for image, _, _ in make_handwriting_set(12, seed=3, kinds=["ballpoint-shadow"]):
+        assert find_digit(image).polarity == 1  # a ballpoint is darker than the paper, lit or not
+
+
+def test_stray_marks_and_pieces_cut_by_the_edge_are_left_out():
+    canvas = np.full((600, 800), 255, np.uint8)
+    cv2.line(canvas, (400, 250), (400, 350), 0, 8)  # the digit: a 1, in the middle
+    for x, y in ((100, 100), (700, 500), (150, 450)):
+        cv2.circle(canvas, (x, y), 4, 0, -1)  # specks of dust
+    cv2.line(canvas, (0, 60), (80, 230), 0, 8)  # a longer stroke of a neighbour, cut by the edge
+    found = find_digit(canvas)
+    left, top, right, bottom = found.box
+    assert 390 <= left and right <= 410 and 240 <= top and bottom <= 360
+
+
+@pytest.mark.parametrize("name", ["uniform grey", "pure noise", "noise on paper"])
+def test_empty_and_noise_images_are_blank(name):
+    rng = np.random.default_rng(0)
+    image = {"uniform grey": np.full((200, 300), 128, np.uint8),
+             "pure noise": rng.integers(0, 256, (200, 300), dtype=np.uint8),
+             "noise on paper": np.clip(rng.normal(200, 20, (200, 300)), 0, 255).astype(np.uint8)}[name]
+    with pytest.raises(ImageError, match=f"^{BLANK}$"):
+        to_mnist(image)
+
+
 @pytest.mark.parametrize("name", list(_blank_pages()))
 def test_blank_page(name):
     with pytest.raises(ImageError, match=f"^{BLANK}$"):
@@ -349,6 +410,28 @@ def test_segment_boxes_are_in_input_pixels():
     _, boxes = segment(small, return_boxes=True)
     _, big_boxes = segment(large, return_boxes=True)
     assert np.abs(big_boxes - 4 * boxes).max() <= 10
+
+
+def test_segment_reads_at_most_max_digits_and_refuses_a_page_of_marks_at_once():
+    from conftest import grid_of_marks
+
+    from digitlab.vision import read
+
+    number = render_number("2026", seed=0)
+    assert len(segment(number, max_digits=4)) == 4
+    with pytest.raises(ImageError, match=r"^the image holds more than 3 digits \(4 found\)"):
+        segment(number, max_digits=3)
+    with pytest.raises(ImageError, match="more than 64 digits"):  # the default, MAX_DIGITS
+        segment(render_number("0123456789" * 7, seed=0))
+    with pytest.raises(ImageError, match="more than 3 digits"):
+        read(None, number, number=True, max_digits=3)  # refused before any prediction
+    # Thousands of marks (a grid of them once took minutes): refused from their count, before any
+    # work on each, in about the time it takes to find the ink.
+    page = grid_of_marks()
+    start = time.process_time()
+    with pytest.raises(ImageError, match=r"more than 64 digits \(\d{3,} separate marks\)"):
+        segment(page)
+    assert time.process_time() - start < 1.0
 
 
 def test_segment_blank_page():

@@ -36,22 +36,25 @@ def predict(
     table = Table(title=f"{model.name}: {len(images)} image(s)", title_justify="left")
     for name in ("image", "answer", "top 3 per digit"):
         table.add_column(name)
-    originals, seen, answers = [], [], []
+    originals, boxes, seen, answers = [], [], [], []
     for path in images:
         reading = read(net, path, number=number, threshold=threshold)
         top = ["  ".join(f"{d}:{p:.0%}" for d, p in row) for row in reading.top(3)]
         table.add_row(str(path), f"[bold]{reading.text}[/]", "\n".join(top))
         if show:
-            thumbnail = open_image(path, max_side=400).convert("L")
-            thumbnail.thumbnail((400, 400))
+            thumbnail = open_image(path).convert("L")
+            scale = 400 / max(thumbnail.size)
+            if scale < 1:
+                thumbnail.thumbnail((400, 400))
             originals.append(thumbnail)
+            boxes.append(reading.boxes * min(scale, 1.0))
             seen.append(reading.digits)
             answers.append(reading.text)
     console.print(table)
     if show:
         from ..plots import readings_figure
 
-        console.print(f"wrote {readings_figure(originals, seen, answers, show)}")
+        console.print(f"wrote {readings_figure(originals, seen, answers, show, boxes)}")
 
 
 def _predict_test_image(net, index: int, data_dir) -> None:

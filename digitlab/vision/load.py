@@ -6,7 +6,7 @@ The limits live here and nowhere else, so the web app and the CLI refuse the sam
 |---|---|---|
 | `MAX_PIXELS` | 40 megapixels | checked from the header, before decoding (decompression bombs) |
 | `MAX_BYTES` | 50 MiB | the encoded file, for paths, bytes and file objects |
-| `WORK_SIDE` | 1000 px | larger images are shrunk before any processing (JPEG decodes at 1/2..1/8 directly) |
+| `WORK_SIDE` | 512 px | larger images are shrunk (by an integer factor, area-averaged) before any processing; a digit then still spans dozens of pixels, and JPEG decodes at 1/2..1/8 directly |
 
 Only the formats in `IMAGE_FORMATS` (PNG, JPEG, GIF, BMP, TIFF, WebP, PNM) are opened: Pillow is
 never asked to try its other plugins (EPS through Ghostscript, ...) on a file.
@@ -20,6 +20,7 @@ import os
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -28,11 +29,7 @@ from ..errors import ImageError
 
 MAX_PIXELS = 40_000_000
 MAX_BYTES = 50 * 2**20
-WORK_SIDE = 1000
-
-# ITU-R 601-2 luma, the weights Pillow's convert("L") uses.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
+WORK_SIDE = 512
 
 def check_size(width: int, height: int) -> None:
     """Raise `ImageError` if an image of ``width`` x ``height`` is empty or over `MAX_PIXELS`."""
@@ -55,15 +52,16 @@ def load_grey(source, max_side: int = WORK_SIDE) -> np.ndarray:
     Images with a side over ``max_side`` are shrunk (by an integer factor, area-averaged) to at most
     that side. Raises `ImageError` for anything that is not a usable image.
     """
-    return read_grey(source, max_side)[0]
+    return read_grey(source, max_side)[0].astype(np.float32) / np.float32(255)
 
 
 def read_grey(source, max_side: int = WORK_SIDE) -> tuple[np.ndarray, float]:
-    """`load_grey`, also returning the scale: input pixels per returned pixel (1.0 unless shrunk)."""
+    """`load_grey` as uint8 (0 = black, 255 = white), and the scale: input pixels per returned
+    pixel (1.0 unless shrunk)."""
     if isinstance(source, np.ndarray):
         grey = _array_to_grey(source)
         longest = max(grey.shape)
-        grey = _shrink_array(grey, max_side)
+        grey = _shrink(grey, max_side)
     else:
         im, size = _open(source, max_side)
         longest = max(size)
@@ -170,10 +168,9 @@ def _too_many_bytes(n: int) -> str:
 
 
 def _image_to_grey(im: Image.Image, max_side: int) -> np.ndarray:
-    """A decoded PIL image -> float32 grey 0..1, alpha composited, shrunk to ``max_side``."""
+    """A decoded PIL image -> uint8 grey, alpha composited, shrunk to ``max_side``."""
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16-bit or float: stretch range
-        arr = np.asarray(im, dtype=np.float32)
-        return _shrink_array(_stretch(arr), max_side)
+        return _shrink(_stretch(np.asarray(im, dtype=np.float32)), max_side)
     has_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
     target = "RGBA" if has_alpha else ("L" if im.mode in ("1", "L") else "RGB")
     if im.mode != target:
@@ -181,17 +178,17 @@ def _image_to_grey(im: Image.Image, max_side: int) -> np.ndarray:
     k = math.ceil(max(im.size) / max_side)
     if k > 1:
         im = im.reduce(k)
-    arr = np.asarray(im, dtype=np.float32) / 255.0
-    return _array_to_grey(arr)
+    return _array_to_grey(np.asarray(im))
 
 
 def _stretch(arr: np.ndarray) -> np.ndarray:
     lo, hi = float(arr.min()), float(arr.max())
-    return (arr - lo) / (hi - lo) if hi > lo else np.ones_like(arr)
+    scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.full(arr.shape, 255.0, np.float32)
+    return np.rint(scaled).astype(np.uint8)
 
 
 def _array_to_grey(arr: np.ndarray) -> np.ndarray:
-    """A numpy image (H x W, H x W x 1/3/4; uint8/ints 0..255 or floats 0..1) -> float32 grey 0..1."""
+    """A numpy image (H x W, H x W x 1/3/4; uint8/ints 0..255 or floats 0..1) -> uint8 grey."""
     arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
         height, width = arr.shape[:2]
@@ -201,13 +198,13 @@ def _array_to_grey(arr: np.ndarray) -> np.ndarray:
         raise ImageError(f"an image array must be H x W, H x W x 3 or H x W x 4; got shape {arr.shape}")
     check_size(width, height)
     if arr.dtype == np.bool_:
-        arr = arr.astype(np.float32)
+        arr = arr.astype(np.uint8) * 255
     elif np.issubdtype(arr.dtype, np.integer):
-        if arr.min() < 0 or arr.max() > 255:
+        if arr.dtype != np.uint8 and (arr.min() < 0 or arr.max() > 255):
             raise ImageError(
                 f"integer image values must be in 0..255; got {arr.min()}..{arr.max()} ({arr.dtype})"
             )
-        arr = arr.astype(np.float32) / 255.0
+        arr = arr.astype(np.uint8, copy=False)
     elif np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all():
             raise ImageError("image array holds NaN or infinite values")
@@ -216,38 +213,42 @@ def _array_to_grey(arr: np.ndarray) -> np.ndarray:
                 f"float image values must be in 0..1; got {arr.min():g}..{arr.max():g} "
                 "(divide by 255 or pass uint8)"
             )
-        arr = arr.astype(np.float32, copy=False)
+        arr = np.rint(arr * 255).astype(np.uint8)
     else:
         raise ImageError(f"image array must hold numbers; got {arr.dtype}")
     if arr.ndim == 2:
-        return arr
+        return np.ascontiguousarray(arr)
     if arr.shape[2] == 1:
-        return arr[:, :, 0]
-    grey = arr[:, :, :3] @ _LUMA
-    if arr.shape[2] == 4:
-        grey = _composite(grey, arr[:, :, 3])
-    return grey.astype(np.float32, copy=False)
+        return np.ascontiguousarray(arr[:, :, 0])
+    arr = np.ascontiguousarray(arr)
+    if arr.shape[2] == 3:
+        return cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
+    return _composite(cv2.cvtColor(arr, cv2.COLOR_RGBA2GRAY), cv2.extractChannel(arr, 3))
 
 
 def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Flatten grey + alpha onto white, or onto black when that shows more contrast.
+    """Flatten uint8 grey + alpha onto white, or onto black when that shows more contrast.
 
     A canvas drawing often is black strokes on transparent pixels (fine on white), but it may be
     white strokes on transparent, or a digit that exists only in the alpha channel.
     """
-    on_white = grey * alpha + (1.0 - alpha)
-    opaque, clear = alpha > 0.5, alpha <= 0.5
-    if not opaque.any() or not clear.any():
+    on_black = cv2.multiply(grey, alpha, scale=1 / 255)
+    on_white = cv2.add(on_black, cv2.bitwise_not(alpha))  # grey a + 255 (1 - a)
+    opaque = cv2.compare(alpha, 127, cv2.CMP_GT)
+    if not cv2.countNonZero(opaque) or cv2.countNonZero(opaque) == opaque.size:
         return on_white
-    on_black = grey * alpha
-    contrast_white = abs(on_white[opaque].mean() - on_white[clear].mean())
-    contrast_black = abs(on_black[opaque].mean() - on_black[clear].mean())
-    return on_black if contrast_black > contrast_white else on_white
+    clear = cv2.bitwise_not(opaque)
+
+    def contrast(image):
+        return abs(cv2.mean(image, mask=opaque)[0] - cv2.mean(image, mask=clear)[0])
+
+    return on_black if contrast(on_black) > contrast(on_white) else on_white
 
 
-def _shrink_array(grey: np.ndarray, max_side: int) -> np.ndarray:
-    """Area-average a grey array by an integer factor so that no side exceeds ``max_side``."""
+def _shrink(grey: np.ndarray, max_side: int) -> np.ndarray:
+    """Area-average a uint8 grey array by an integer factor so that no side exceeds ``max_side``."""
     k = math.ceil(max(grey.shape) / max_side)
     if k <= 1:
-        return np.ascontiguousarray(grey, dtype=np.float32)
-    return np.asarray(Image.fromarray(grey.astype(np.float32), "F").reduce(k), dtype=np.float32)
+        return np.ascontiguousarray(grey)
+    h, w = grey.shape
+    return cv2.resize(grey, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)

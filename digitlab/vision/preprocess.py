@@ -5,25 +5,30 @@ into 28x28 at the whole-pixel offset that puts their centre of mass nearest pixe
 column; within about half a pixel on each axis). A picture of a digit is far from that, so it goes
 through:
 
-1. `load.load_grey`: read and check the input, alpha composited, grey 0..1, huge images shrunk;
-2. `find_ink`: fit the paper's brightness as a smooth surface, then locally (lighting gradients and
-   shadows go with it); decide which side is ink (dark on light or light on dark); threshold
-   (Otsu, with hysteresis) to find the strokes; group stroke fragments into parts;
-3. `to_mnist` keeps the largest part and the parts near it (specks and far marks are dropped), and
-   `fit_mnist` fits them: the longer side to 20 px by area-averaging (anti-aliasing), strokes much
-   thinner than MNIST's thickened, pasted into 28x28 by the centre of mass.
+1. `load.read_grey`: read and check the input, alpha composited, grey, huge images shrunk;
+2. `find_ink`: decide which side is ink (dark on light or light on dark) from the border and the
+   balance of light and dark; take the paper's level away, as it varies across the sheet (a
+   morphological closing, which keeps a shadow's edge but not a pen stroke, or for a tight crop
+   one level); threshold with Otsu and hysteresis to find the strokes; group stroke fragments
+   into parts (connected components);
+3. `find_digit` keeps the largest part and the parts near it (specks, far marks and pieces cut by
+   the frame are dropped), and `fit_mnist` fits them: the longer side to 20 px by area-averaging
+   (anti-aliasing), strokes much thinner than MNIST's thickened, pasted into 28x28 by the centre
+   of mass.
 
-bench/handwriting.py measures what these steps are worth against the usual tutorial shortcut
-(grey, plain resize to 28x28, invert).
+The image operations are OpenCV's (``cv2``), on uint8 images. bench/handwriting.py measures what
+these steps are worth against the usual tutorial shortcut (grey, plain resize to 28x28, invert)
+and against a short OpenCV pipeline without them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
+import cv2
 import numpy as np
-from PIL import Image, ImageFilter
 
 from ..errors import ImageError
 from .components import Components, dilate, label
@@ -37,12 +42,12 @@ MNIST_STROKE = 2.0  # MNIST's median stroke width at 28x28 (2 * area / perimeter
 THIN = 1.4  # strokes thinner than this (in 28x28 pixels) are thickened to MNIST_STROKE
 
 BLANK_MESSAGE = "no digit found (the image is blank)"
-_FIT_SIDE = 64  # the background surface is fitted on a copy shrunk to about this side
-_MIN_CONTRAST = 0.1  # ink must differ from the paper by this much (0..1 grey) ...
+_SMALL = 64  # the polarity and the paper's level are judged on a copy shrunk to about this side
+_TIGHT = 48  # images smaller than this are tight crops (a scan, an 8x8 digit): one paper level
+_MIN_CONTRAST = 25  # ink must differ from the paper by this many grey levels ...
 _MIN_SNR = 6.0  # ... and by this many times the paper's noise
-_NOISY = 0.02  # paper noise above this (0..1 grey) is smoothed before thresholding
-_LOCAL_MAX_INK = 0.15  # local paper levels are estimated only where ink is under this fraction
-_KEEP_RATIO = 0.05  # in to_mnist, parts smaller than this fraction of the largest are specks
+_NOISY = 5.0  # paper noise above this (grey levels) is smoothed before thresholding
+_KEEP_RATIO = 0.05  # parts smaller than this fraction of the largest are specks
 _BIG_RATIO = 0.3  # ... and parts under this fraction must lie close to the digit to belong to it
 
 
@@ -51,20 +56,56 @@ class Ink:
     """What `find_ink` sees in an image, at working resolution (at most `WORK_SIDE` px a side).
 
     Attributes:
-        strength: float32 H x W in 0..1: 0 = paper, 1 = full ink, anti-aliased edges in between.
+        residual: uint8 H x W, how far each pixel is from the paper towards the ink (0 on paper).
+        floor, level: the residual of the faintest ink kept and of full ink (its 75th percentile).
         parts: the connected pieces of ink (`Components`); fragments closer than about a stroke
             width are one part, so a grainy chalk line stays whole. ``parts.labels`` covers each
-            part's pixels and a small margin around them (the anti-aliased fringe).
+            part's pixels and a small margin around them (the anti-aliased fringe), and ``box`` is
+            the box of that; ``area`` counts the ink itself.
         stroke: estimated stroke width in working pixels (2 * area / perimeter of the ink mask).
         scale: input pixels per working pixel (1.0 unless the image was shrunk).
         polarity: +1 for dark ink on light paper, -1 for light ink on dark.
+        threshold: the residual above which a pixel is surely ink (Otsu's, on the ink side).
     """
 
-    strength: np.ndarray
+    residual: np.ndarray
+    floor: float
+    level: float
     parts: Components
     stroke: float
     scale: float
     polarity: int
+    threshold: float
+
+    def soft(self, top: int = 0, left: int = 0, bottom: int | None = None, right: int | None = None) -> np.ndarray:
+        """Ink strength in 0..1 (float32; 0 = paper, 1 = full ink, anti-aliased edges between) of a
+        region, by default the whole image."""
+        region = self.residual[top:bottom, left:right].astype(np.float32)
+        return np.clip((region - self.floor) / max(self.level - self.floor, 1.0), 0.0, 1.0)
+
+    @cached_property
+    def strength(self) -> np.ndarray:
+        """`soft` of the whole image."""
+        return self.soft()
+
+
+@dataclass(frozen=True)
+class Found:
+    """What `find_digit` found in an image and how.
+
+    Attributes:
+        image: uint8 28 x 28, the MNIST-like digit (0 = background, 255 = ink).
+        box: (left, top, right, bottom) of the digit in the input image's pixels, right and bottom
+            exclusive.
+        polarity: +1 if the ink was dark on light paper, -1 if light on dark.
+        threshold: how far from the paper a pixel had to be to be surely ink, as a fraction of full
+            contrast (0..1).
+    """
+
+    image: np.ndarray
+    box: tuple[int, int, int, int]
+    polarity: int
+    threshold: float
 
 
 def to_mnist(image) -> np.ndarray:
@@ -73,267 +114,287 @@ def to_mnist(image) -> np.ndarray:
 
     ``image``: a path, bytes, binary file object, ``PIL.Image.Image`` or numpy array (uint8 or
     0..255 integers, or floats 0..1; H x W, H x W x 3 or H x W x 4) of any size up to
-    `load.MAX_PIXELS`. Dark ink on light paper or light on dark; uneven lighting, paper texture,
-    noise and specks are removed. If the image holds several digits, the largest one (with the
-    pieces near it) is taken: use `segment` to read a number.
+    `load.MAX_PIXELS`. Dark ink on light paper or light on dark; uneven lighting, shadows, paper
+    texture, noise and specks are removed. If the image holds several digits, the largest one (with
+    the pieces near it) is taken: use `segment` to read a number. `find_digit` also says where the
+    digit was found and how.
 
     Raises `ImageError`: not an image, truncated file, empty or too large image, or a blank one.
     """
+    return find_digit(image).image
+
+
+def find_digit(image) -> Found:
+    """`to_mnist`, with where the digit was found (its box in the input's pixels) and how (the
+    polarity and the threshold chosen)."""
     ink = find_ink(image)
-    chosen = _main_parts(ink.parts)
-    return fit_mnist(_crop(ink, chosen)[0], ink.stroke)
+    crop, (top, left, bottom, right) = _crop(ink, _main_parts(ink))
+    box = tuple(int(round(v * ink.scale)) for v in (left, top, right, bottom))
+    return Found(fit_mnist(crop, ink.stroke), box, ink.polarity, ink.threshold / 255)
 
 
 def find_ink(image) -> Ink:
-    """Find the ink in an image: background removed, polarity decided, strokes grouped into parts.
+    """Find the ink in an image: paper taken away, polarity decided, strokes grouped into parts.
 
     Raises `ImageError` (`BLANK_MESSAGE`) when nothing stands out from the paper.
     """
     grey, scale = read_grey(image, WORK_SIDE)
-    residual, polarity, noise = ink_residual(grey)
-    if noise > _NOISY:
-        # A noisy photo: average 3x3 before thresholding, as the eye does; strokes in such photos
-        # are several pixels wide, and clean images keep their one-pixel lines.
-        residual = _box_blur(residual, 1)
-        noise = _paper_sigma(_subsample(residual))
-    strength = np.maximum(residual, 0.0)
-    floor = max(3.0 * noise, 0.02)
-    candidates = strength[strength > floor]
-    if candidates.size == 0:
+    tight = max(grey.shape) < _TIGHT
+    if tight:
+        residual, polarity, noise = _tight_residual(grey)
+        hist = _histogram(residual)
+        paper = 0.0  # by construction: the paper's median level was taken away
+    else:
+        residual, polarity, noise = ink_residual(grey)
+        hist = _histogram(residual)
+        paper = float(np.searchsorted(np.cumsum(hist), hist.sum() / 2))  # the median pixel is paper
+    floor = max(paper + 3.0 * noise, 5.0)
+    # Hysteresis: strokes are the pixels over the Otsu threshold of the pixels off the paper, plus
+    # the weaker pixels near them (the faint parts of a pencil line or a chalk stroke, the grey
+    # stems of an 8x8 digit), no further than a stroke width from strong ink: a faint ruled line
+    # crossing the digit must not come with it.
+    candidates = hist.copy()
+    candidates[: int(floor) + 1] = 0
+    if candidates.sum() == 0:
         raise ImageError(BLANK_MESSAGE)
-    # Hysteresis: strokes are the pixels over the Otsu threshold, plus the weaker pixels connected
-    # to them (the faint parts of a pencil line or a chalk stroke, the grey stems of an 8x8 digit),
-    # but no further than a stroke width from strong ink: a faint ruled line crossing the digit
-    # must not come with it.
-    high = max(otsu(candidates), 4.0 * noise, 0.5 * _MIN_CONTRAST)
-    strong_mask = strength >= high
-    if not strong_mask.any():
-        raise ImageError(BLANK_MESSAGE)
-    weak = label(strength >= max(0.4 * high, floor))
-    strong = np.unique(weak.labels[strong_mask])
-    reach = int(np.clip(round(stroke_width(strong_mask)), 1, 20))
-    mask = np.isin(weak.labels, strong[strong > 0]) & dilate(strong_mask, reach)
+    high = max(otsu(candidates), 4.0 * noise + paper, 0.5 * _MIN_CONTRAST)
+    strong = residual >= high
+    reach = int(np.clip(round(stroke_width(strong)), 1, 20))
+    mask = (residual >= max(0.4 * high, floor)) & dilate(strong, reach)
     stroke = stroke_width(mask)
-    join = int(np.clip(round(0.5 * stroke), 1, 12))
-    grouped = label(dilate(mask, join))
-    area = np.bincount(grouped.labels[mask], minlength=len(grouped) + 1)[1:]
-    main = int(np.argmax(area))
-    level = float(np.percentile(strength[mask & (grouped.labels == main + 1)], 75))
-    min_area = max(4.0, 2e-5 * grey.size)
-    if area[main] < min_area or level < _MIN_CONTRAST or level < _MIN_SNR * noise:
+    if tight:  # a scan of one digit: all its ink, anti-aliased fringe included, is the digit
+        x, y, w, h = cv2.boundingRect(dilate(mask, 1).view(np.uint8))
+        parts = Components(np.ones(mask.shape, np.int32), np.array([np.count_nonzero(mask)]),
+                           np.array([[y, x, y + h, x + w]]))
+    else:
+        parts = _group(mask, int(np.clip(round(0.5 * stroke), 1, 12)))
+        parts = Components(parts.labels, np.bincount(parts.labels[mask], minlength=len(parts) + 1)[1:], parts.box)
+    if not len(parts):
         raise ImageError(BLANK_MESSAGE)
-    # Fragments joined by the dilation are one part; boxes and areas are those of the ink itself.
-    parts = Components(grouped.labels, area.astype(np.int64), _boxes(grouped.labels * mask, len(grouped)))
-    soft = np.clip((strength - floor) / max(level - floor, 1e-6), 0.0, 1.0).astype(np.float32)
-    return Ink(soft, parts, stroke, scale, polarity)
+    main = int(np.argmax(parts.area))
+    t, l, b, r = parts.box[main]
+    level = _percentile(residual[t:b, l:r], mask[t:b, l:r] & (parts.labels[t:b, l:r] == main + 1), 0.75)
+    if parts.area[main] < max(4.0, 2e-5 * grey.size) or level < _MIN_CONTRAST or level - paper < _MIN_SNR * noise:
+        raise ImageError(BLANK_MESSAGE)
+    if not tight:  # a picture, not a scan: below a tenth of full ink is no ink
+        floor = max(floor, 0.1 * level)  # (JPEG's ringing around a stroke, a faint halo)
+    return Ink(residual, floor, level, parts, stroke, scale, polarity, high)
 
 
 def ink_residual(grey: np.ndarray) -> tuple[np.ndarray, int, float]:
-    """Separate ink from paper in a grey float32 H x W image (0..1).
+    """Separate ink from paper in a uint8 grey H x W image.
 
-    The paper's brightness is fitted as a smooth polynomial surface on a shrunk copy: first a plane
-    by least absolute deviations, which follows the majority of pixels (the paper) even when ink
-    covers 40% of them, then a surface (constant, plane or quadratic, by image size) by least
-    squares on the paper side only. This removes lighting gradients and vignetting. The ink is the
-    side of the first fit with a clear tail of outliers; when there is no clear tail (ink covering
-    much of a tight crop pulls the fit towards it), the image border, mostly paper, decides.
+    The polarity is judged on a copy shrunk to about `_SMALL` px (`_polarity`).
 
-    Returns (residual, polarity, noise): residual float32 H x W, each pixel's distance from the
-    paper towards the ink (about 0 on paper, up to 1 on ink); polarity +1 for dark ink, -1 for
-    light ink; noise, the robust standard deviation of the paper.
+    The paper's level (`_tight_residual` does tight crops): a morphological closing of the shrunk
+    copy (an opening for light ink) with a kernel a third of its side, smoothed and enlarged back:
+    it removes strokes, which are narrower than the kernel, and keeps what varies over larger
+    distances (lighting gradients, vignetting, a shadow and its edge).
+
+    A noisy photo is averaged 3x3 before thresholding, as the eye does: strokes in such photos
+    are several pixels wide, and clean images keep their one-pixel lines.
+
+    Returns (residual, polarity, noise): residual uint8 H x W, each pixel's distance from the
+    paper towards the ink (about 0 on paper); polarity +1 for dark ink, -1 for light ink; the
+    residual's noise (`noise_level`).
     """
     height, width = grey.shape
-    k = max(1, math.ceil(max(height, width) / _FIT_SIDE))
-    small = np.asarray(Image.fromarray(grey, "F").reduce(k), dtype=np.float32) if k > 1 else grey
-    degree = 0 if max(height, width) < 48 else 1 if max(height, width) < 160 else 2
-    basis = _basis(small.shape, (height, width), k, degree)
-    values = small.ravel()
-
-    # The first fit is at most a plane: a quadratic could bulge to follow a digit in the middle.
-    flat = min(degree, 1)
-    plane = _lad_fit(basis[:, : len(_terms(0.0, 0.0, flat))], values)
-    coef = np.zeros(basis.shape[1])
-    coef[: len(plane)] = plane
-    residual = grey - _surface(coef, (height, width), degree)
-    sample = _subsample(residual)
-    noise = _mad(sample)
-    offset = float(np.median(_ring(residual)))  # the border, mostly paper, relative to the fit
-    dark = np.maximum(-sample - 3 * noise, 0).sum()
-    light = np.maximum(sample - 3 * noise, 0).sum()
-    if max(dark, light) > 0.8 * (dark + light) > 0 and abs(offset) <= max(4.0 * noise, 0.08):
-        polarity = 1 if dark > light else -1  # a clear tail of outliers on one side: the ink
-    elif abs(offset) > 1e-3:
-        # Ink covers so much (a tight crop) that the fit lies between ink and paper, or on the ink:
-        # the paper (the border) is on the far side of the fit from the ink. With that little
-        # paper, fit only its level: a tight crop has no room for lighting to vary.
-        polarity = 1 if offset > 0 else -1
-        degree = 0
-        basis = basis[:, :1]
-        coef = np.array([float(np.median(_ring(grey)))])
-    else:
-        polarity = 1 if dark >= light else -1
-    if polarity * offset > 0 and degree > 0:
-        coef[0] += offset  # start the refit at the border's level, the paper
-    coef = _robust_fit(basis, values, polarity, coef)
-    residual = (polarity * (_surface(coef, (height, width), degree) - grey)).astype(np.float32)
-    noise = _paper_sigma(_subsample(residual))
-    if degree == 2 and np.mean(_subsample(residual) > 4 * noise + 0.02) < _LOCAL_MAX_INK:
-        residual = residual - _local_paper(residual)
-        noise = _paper_sigma(_subsample(residual))
+    k = max(1, math.ceil(max(height, width) / _SMALL))
+    small = cv2.resize(grey, (max(1, width // k), max(1, height // k)), interpolation=cv2.INTER_AREA) if k > 1 else grey
+    threshold, _ = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    dark = small <= threshold
+    noise = noise_level(grey)
+    polarity = _thin_line_polarity(grey, noise) or _polarity(small, dark, tight=False)
+    size = max(3, min(small.shape) // 3) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
+    # Beyond the border the paper is extrapolated (an odd reflection keeps its slope): repeating
+    # the edge would make the darker edge of a vignette look like ink to the closing.
+    pad = size // 2 + 1
+    edge = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE).astype(np.int16)
+    mirror = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REFLECT_101).astype(np.int16)
+    extended = np.clip(2 * edge - mirror, 0, 255).astype(np.uint8)  # 2 f(0) - f(d) beyond the edge
+    paper = cv2.morphologyEx(extended, cv2.MORPH_CLOSE if polarity == 1 else cv2.MORPH_OPEN, kernel)
+    paper = cv2.blur(paper, (size // 2 | 1, size // 2 | 1))[pad:-pad, pad:-pad]
+    paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
+    residual = _towards_ink(grey, paper, polarity)
+    if noise > _NOISY:  # averaging 9 pixels of independent noise divides it by 3; JPEG's, by 2
+        residual, noise = cv2.blur(residual, (3, 3)), noise / 2
     return residual, polarity, noise
 
 
-def _local_paper(residual: np.ndarray) -> np.ndarray:
-    """What a smooth surface misses (a shadow's edge, a hot spot): the paper's local level in the
-    residual, the 25th percentile in windows a quarter of the image wide, on a copy shrunk to about
-    `_FIT_SIDE`, smoothed and enlarged back. Strokes are much narrower than the windows, so the
-    low quarter of every window is paper."""
-    height, width = residual.shape
-    k = max(1, math.ceil(max(height, width) / _FIT_SIDE))
-    small = Image.fromarray(residual, "F").reduce(k) if k > 1 else Image.fromarray(residual, "F")
-    size = max(3, (min(small.size) // 4) | 1)
-    level = small.filter(ImageFilter.RankFilter(size, size * size // 4))
-    level = Image.fromarray(_box_blur(np.asarray(level, np.float32), size // 4 + 1), "F")
-    return np.asarray(level.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+def _towards_ink(grey: np.ndarray, paper, polarity: int) -> np.ndarray:
+    """How far each pixel is from the ``paper`` level (an image, or one level) towards the ink,
+    uint8. Dark ink is measured as a fraction of the paper's brightness, 255 * (paper - grey) /
+    paper: light falling on the sheet multiplies paper and ink alike, so a stroke reads the same in
+    a sheet's bright and dim parts. Light ink (chalk on a board), whose board reflects little of
+    the light, is measured as the difference, grey - paper."""
+    if polarity == -1:
+        return cv2.subtract(grey, paper) if isinstance(paper, np.ndarray) else np.clip(grey.astype(np.float32) - paper, 0, 255).astype(np.uint8)
+    paper = paper if isinstance(paper, np.ndarray) else np.full_like(grey, int(round(paper)))
+    return cv2.divide(cv2.subtract(paper, grey), np.maximum(paper, 1), scale=255)
 
 
-def _lad_fit(basis, values, rounds: int = 15) -> np.ndarray:
-    """Least absolute deviations by iteratively reweighted least squares."""
-    weight = np.ones(values.size)
-    coef = np.zeros(basis.shape[1])
-    for _ in range(rounds):
-        root = np.sqrt(weight)
-        coef = np.linalg.lstsq(basis * root[:, None], values * root, rcond=None)[0]
-        weight = 1.0 / np.maximum(np.abs(values - basis @ coef), 1e-3)
-    return coef
+def _thin_line_polarity(grey: np.ndarray, noise: float) -> int | None:
+    """+1 or -1 if the image holds thin lines (up to about 3 px, at half size beyond 500 px)
+    clearly darker, or clearly lighter, than what surrounds them; None if it does not say. A
+    ballpoint's strokes are such lines; a shadow's edge, the paper inside a 0 and a thick stroke's
+    body are not, so this judges thin writing under uneven light where `_polarity` cannot."""
+    half = cv2.pyrDown(grey) if max(grey.shape) > 500 else grey
+    kernel = np.ones((5, 5), np.uint8)
+    floor = 4 * noise + 8
+    dark = np.count_nonzero(cv2.morphologyEx(half, cv2.MORPH_BLACKHAT, kernel) > floor)
+    light = np.count_nonzero(cv2.morphologyEx(half, cv2.MORPH_TOPHAT, kernel) > floor)
+    # Lines cover a fair share of the image; the other side's responses (grain, the crevice where
+    # two thick strokes meet) are few.
+    if max(dark, light) >= 0.003 * half.size and max(dark, light) >= 4 * min(dark, light):
+        return 1 if dark > light else -1
+    return None
 
 
-def _subsample(a: np.ndarray, n: int = 250_000) -> np.ndarray:
-    """A regular subsample of about ``n`` pixels, for statistics of large images."""
-    step = max(1, int(math.sqrt(a.size / n)))
-    return a[::step, ::step].ravel()
+def _tight_residual(grey: np.ndarray) -> tuple[np.ndarray, int, float]:
+    """`ink_residual` for a tight crop (under `_TIGHT` px: a scan, an 8x8 digit), whose paper is
+    one level, and the noise: the spread of the paper's pixels (an edge filter would take a small
+    digit's strokes for noise)."""
+    threshold, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    dark = grey <= threshold
+    polarity = _polarity(grey, dark, tight=True)
+    paper_pixels = grey[~dark] if polarity == 1 else grey[dark]
+    level = _median(paper_pixels)
+    noise = 1.4826 * _median(np.abs(paper_pixels.astype(np.int16) - round(level)))
+    return _towards_ink(grey, level, polarity), polarity, noise
 
 
-def _box_blur(a: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over a (2r+1) x (2r+1) square, edges repeated."""
-    n = 2 * radius + 1
-    padded = np.pad(a, radius, mode="edge")
-    total = np.zeros_like(a)
-    for dy in range(n):
-        for dx in range(n):
-            total += padded[dy:dy + a.shape[0], dx:dx + a.shape[1]]
-    return total / (n * n)
+def _median(values: np.ndarray) -> float:
+    """The median of a flat array (the upper one of the middle two)."""
+    return float(np.partition(values, values.size // 2)[values.size // 2]) if values.size else 0.0
 
 
-def _basis(shape, full_shape, k, degree) -> np.ndarray:
-    """Polynomial terms at the centres of a shrunk image's pixels, in full-image coordinates."""
-    rows = (np.arange(shape[0]) + 0.5) * k
-    cols = (np.arange(shape[1]) + 0.5) * k
-    v, u = np.meshgrid(_unit(rows, full_shape[0]), _unit(cols, full_shape[1]), indexing="ij")
-    return np.stack([t.ravel() for t in _terms(u, v, degree)], axis=1)
+def _group(mask: np.ndarray, join: int) -> Components:
+    """The parts of a mask: its pixels closer than ``join`` (a dilation) are one part. Labelled
+    at half size when the mask is large (the dilation keeps the pieces joined), and the labels
+    enlarged back: connected components cost in proportion to the pixels."""
+    grown = dilate(mask, join)
+    if max(mask.shape) <= 256:
+        return label(grown)
+    half = label(grown[::2, ::2])
+    height, width = mask.shape
+    labels = cv2.resize(half.labels, (width, height), interpolation=cv2.INTER_NEAREST) * grown
+    box = np.clip(2 * half.box + [-1, -1, 1, 1], 0, [height, width, height, width])  # within a pixel
+    return Components(labels, 4 * half.area, box)
 
 
-def _unit(coords, n):
-    """Pixel coordinates 0..n mapped to -1..1."""
-    return (2.0 * np.asarray(coords, dtype=np.float32) / n - 1.0).astype(np.float32)
+def _percentile(values: np.ndarray, where: np.ndarray, q: float) -> float:
+    """The ``q`` quantile (0..1) of the uint8 ``values`` where ``where`` holds."""
+    hist = cv2.calcHist([values], [0], where.view(np.uint8), [256], [0, 256]).ravel()
+    return float(np.searchsorted(np.cumsum(hist), q * hist.sum()))
 
 
-def _terms(u, v, degree):
-    terms = [np.ones_like(u + v)]
-    if degree >= 1:
-        terms += [u + 0 * v, v + 0 * u]
-    if degree >= 2:
-        terms += [u * u + 0 * v, u * v, v * v + 0 * u]
-    return terms
+def _polarity(small: np.ndarray, dark: np.ndarray, tight: bool) -> int:
+    """+1 if the ink is darker than the paper, -1 if lighter, judged on a small copy split by
+    Otsu's threshold into ``dark`` and light.
+
+    Ink is the side with the tail of outliers from the local paper level (a median over a quarter
+    of the image: it follows a shadow's edge, and strokes are too thin to move it); paper inside a
+    0 or an 8 is no outlier. In a ``tight`` crop, or when neither tail clearly wins (ink covering
+    much of the image moves the median), the paper is the class that holds most of the image's
+    border; when the border is split evenly (ink touching the frame), the class cut into more
+    pieces; failing that, the class that holds most of the image."""
+    if not tight:
+        local = cv2.medianBlur(small, max(3, min(small.shape) // 4) | 1)
+        deviation = small.astype(np.int16) - local
+        spread = max(1.4826 * float(np.median(np.abs(deviation))), 2.0)
+        darker = float(np.maximum(-deviation - 3 * spread, 0).sum())
+        lighter = float(np.maximum(deviation - 3 * spread, 0).sum())
+        if max(darker, lighter) > 3 * min(darker, lighter):
+            return 1 if darker > lighter else -1
+    border = _ring(dark).mean()
+    if abs(border - 0.5) > 0.15:
+        return 1 if border < 0.5 else -1  # the border is mostly paper
+    # Ink touching the frame on several sides: the strokes are one piece (or two), and they cut
+    # the paper into several (the holes of an 8, the corners left of a 0).
+    pieces_dark, pieces_light = _pieces(dark), _pieces(~dark)
+    if pieces_dark != pieces_light:
+        return 1 if pieces_dark < pieces_light else -1
+    return 1 if dark.mean() < 0.5 else -1  # the image is mostly paper
 
 
-def _surface(coef, shape, degree) -> np.ndarray:
-    """Evaluate the fitted surface at every pixel centre of a full-size image (broadcast, no grid)."""
-    v = _unit(np.arange(shape[0]) + 0.5, shape[0])[:, None]
-    u = _unit(np.arange(shape[1]) + 0.5, shape[1])[None, :]
-    surface = np.zeros(shape, dtype=np.float32)
-    for c, term in zip(coef, _terms(u, v, degree)):
-        surface += np.float32(c) * term
-    return surface
+def _pieces(mask: np.ndarray) -> int:
+    """How many 8-connected pieces of ``mask`` hold at least 2% of the image."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    return int(np.count_nonzero(stats[1:, cv2.CC_STAT_AREA] >= 0.02 * mask.size))
 
 
-def _robust_fit(basis, values, polarity, coef, rounds: int = 5):
-    """Refit ``coef`` by least squares on the paper: each round keeps the pixels less than 2.5
-    paper standard deviations towards the ink (below the surface if ``polarity`` is +1)."""
-    for _ in range(rounds):
-        towards_ink = polarity * (basis @ coef - values)
-        keep = towards_ink < 2.5 * _paper_sigma(towards_ink) + 1e-3
-        if keep.sum() < basis.shape[1]:
-            break
-        coef = np.linalg.lstsq(basis[keep], values[keep], rcond=None)[0]
-    return coef
+def _histogram(a: np.ndarray) -> np.ndarray:
+    """Counts of each grey level 0..255 of a uint8 image, float64."""
+    return cv2.calcHist([a], [0], None, [256], [0, 256]).ravel().astype(np.float64)
 
 
-def _paper_sigma(towards_ink: np.ndarray) -> float:
-    """The paper's standard deviation, from the pixels on the side away from the ink only (the
-    residual's negative half is all paper, however much ink there is): 1.4826 x their median."""
-    away = towards_ink[towards_ink < 0]
-    return 1.4826 * float(np.median(-away)) if away.size else 0.0
+def noise_level(grey: np.ndarray) -> float:
+    """The standard deviation of the image's noise, in grey levels (Immerkaer's estimator): a 3x3
+    filter that cancels every plane, so that it sees the noise and the edges only, and the median
+    of its magnitude, which the edges (a minority of the pixels) do not move. Measured on the
+    central 128 x 128 pixels at most."""
+    h, w = grey.shape
+    top, left = max(0, h // 2 - 64), max(0, w // 2 - 64)
+    sample = grey[top : top + 128, left : left + 128]
+    magnitude = np.abs(cv2.filter2D(sample, cv2.CV_16S, _NOISE_FILTER, borderType=cv2.BORDER_REFLECT)).ravel()
+    return _median(magnitude) / (0.6745 * 6.0)
 
 
-def _mad(x: np.ndarray) -> float:
-    """Robust standard deviation: 1.4826 x the median absolute deviation."""
-    return 1.4826 * float(np.median(np.abs(x - np.median(x)))) if x.size else 0.0
+_NOISE_FILTER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)  # noise x 6, planes x 0
+
+
+def otsu(hist: np.ndarray) -> float:
+    """Otsu's threshold t for a histogram of levels 0..n-1: levels >= t and < t are the two
+    classes of least within-class variance."""
+    levels = np.arange(len(hist), dtype=np.float64)
+    weight = np.cumsum(hist)
+    mass = np.cumsum(hist * levels)
+    total, total_mass = weight[-1], mass[-1]
+    w0, w1 = weight[:-1], total - weight[:-1]
+    valid = (w0 > 0) & (w1 > 0)
+    if not valid.any():
+        return float(np.flatnonzero(hist)[0]) if total else 0.0
+    mean0 = np.divide(mass[:-1], w0, out=np.zeros(len(w0)), where=valid)
+    mean1 = np.divide(total_mass - mass[:-1], w1, out=np.zeros(len(w0)), where=valid)
+    between = np.where(valid, w0 * w1 * (mean0 - mean1) ** 2, -1.0)
+    return float(np.argmax(between) + 1)
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width of a boolean mask, 2 x area / perimeter (exact for long strokes); the
+    perimeter is the number of pixels on the mask's edge."""
+    area = int(np.count_nonzero(mask))
+    if area == 0:
+        return 0.0
+    m = mask.view(np.uint8)
+    edge = area - int(np.count_nonzero(cv2.erode(m, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                                                  borderValue=0)))
+    return 2.0 * area / max(edge, 1)
 
 
 def _ring(a: np.ndarray) -> np.ndarray:
     """The pixels of the outer border, about 3% of the shorter side wide (at least 1 px)."""
     b = max(1, round(0.03 * min(a.shape)))
+    if min(a.shape) <= 2 * b:
+        return a.ravel()
     return np.concatenate([a[:b].ravel(), a[-b:].ravel(), a[b:-b, :b].ravel(), a[b:-b, -b:].ravel()])
 
 
-def otsu(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold t: ``values >= t`` and ``values < t`` are the two classes of least
-    within-class variance."""
-    lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
-        return lo
-    hist, edges = np.histogram(values, bins=bins, range=(lo, hi))
-    centres = (edges[:-1] + edges[1:]) / 2
-    weight = np.cumsum(hist)
-    mass = np.cumsum(hist * centres)
-    total, total_mass = weight[-1], mass[-1]
-    w0, w1 = weight[:-1], total - weight[:-1]
-    valid = (w0 > 0) & (w1 > 0)
-    mean0 = np.divide(mass[:-1], w0, out=np.zeros(bins - 1), where=valid)
-    mean1 = np.divide(total_mass - mass[:-1], w1, out=np.zeros(bins - 1), where=valid)
-    between = np.where(valid, w0 * w1 * (mean0 - mean1) ** 2, -1.0)
-    return float(edges[1:][int(np.argmax(between))])
-
-
-def stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width of a boolean mask, 2 x area / perimeter (exact for long strokes)."""
-    area = int(mask.sum())
-    if area == 0:
-        return 0.0
-    padded = np.pad(mask, 1)
-    perimeter = int((padded[1:] != padded[:-1]).sum() + (padded[:, 1:] != padded[:, :-1]).sum())
-    return 2.0 * area / perimeter
-
-
-def _boxes(labels: np.ndarray, n: int) -> np.ndarray:
-    """Bounding boxes (top, left, bottom, right) of the nonzero labels 1..n."""
-    rows, cols = np.nonzero(labels)
-    index = labels[rows, cols] - 1
-    box = np.zeros((n, 4), dtype=np.int64)
-    box[:, :2] = np.iinfo(np.int64).max
-    np.minimum.at(box[:, 0], index, rows)
-    np.minimum.at(box[:, 1], index, cols)
-    np.maximum.at(box[:, 2], index, rows + 1)
-    np.maximum.at(box[:, 3], index, cols + 1)
-    return box
-
-
-def _main_parts(parts: Components) -> list[int]:
-    """The largest part and every part of some size near it (a 5's detached flag, a broken stroke);
-    specks and far-away marks are left out. Returns 0-based part indices."""
-    area, box = parts.area, parts.box
-    main = int(np.argmax(area))
+def _main_parts(ink: Ink) -> list[int]:
+    """The digit: the largest part, and every part of some size near it (a 5's detached flag, a
+    broken stroke); specks, far-away marks and a piece of another digit cut by the frame are left
+    out. Returns 0-based part indices."""
+    if len(ink.parts) == 1:
+        return [0]
+    area, box = ink.parts.area.astype(np.float64), ink.parts.box
+    height, width = ink.residual.shape
+    # A part cut by the image's edge, in a picture where the digit has room, is likely a piece of
+    # something else (a neighbouring digit, a fold): it competes at half its size.
+    cut = (box[:, 0] == 0) | (box[:, 1] == 0) | (box[:, 2] == height) | (box[:, 3] == width)
+    roomy = np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]) < 0.5 * max(height, width)
+    score = np.where(cut & roomy, 0.5 * area, area)
+    main = int(np.argmax(score))
     chosen = [main]
     top, left, bottom, right = box[main]
     candidates = [i for i in np.argsort(-area) if i != main and area[i] >= _KEEP_RATIO * area[main]]
@@ -345,9 +406,11 @@ def _main_parts(parts: Components) -> list[int]:
             if i in chosen:
                 continue
             # A big part may stand a little apart (a 4's second stroke); a small one must be
-            # close (a pen skip, a 5's flag), or it is dust or a smudge.
-            margin = (0.35 if area[i] >= _BIG_RATIO * area[main] else 0.25) * size
+            # close (a pen skip, a 5's flag), or it is dust or a smudge; a dot (a few stroke
+            # widths across) must touch the digit's box: a pen's stroke is longer than it is wide.
             t, l, b, r = box[i]
+            dot = max(b - t, r - l) <= 2.5 * ink.stroke
+            margin = (0.35 if area[i] >= _BIG_RATIO * area[main] else 0.0 if dot else 0.25) * size
             if t < bottom + margin and b > top - margin and l < right + margin and r > left - margin:
                 chosen.append(int(i))
                 top, left, bottom, right = min(top, t), min(left, l), max(bottom, b), max(right, r)
@@ -363,8 +426,14 @@ def _crop(ink: Ink, chosen: list[int]) -> tuple[np.ndarray, tuple[int, int, int,
     top, left = boxes[:, 0].min(), boxes[:, 1].min()
     bottom, right = boxes[:, 2].max(), boxes[:, 3].max()
     labels = ink.parts.labels[top:bottom, left:right]
-    keep = np.isin(labels, np.asarray(chosen) + 1)
-    return ink.strength[top:bottom, left:right] * keep, (int(top), int(left), int(bottom), int(right))
+    keep = labels == chosen[0] + 1 if len(chosen) == 1 else np.isin(labels, np.asarray(chosen) + 1)
+    crop = ink.soft(top, left, bottom, right) * keep
+    # Trimmed to the ink: the parts' boxes are known to a dilation's width near the image's edge.
+    x, y, w, h = cv2.boundingRect((crop > 0).view(np.uint8))
+    if w == 0:
+        raise ImageError(BLANK_MESSAGE)
+    top, left = top + y, left + x
+    return crop[y : y + h, x : x + w], (int(top), int(left), int(top + h), int(left + w))
 
 
 def fit_mnist(ink: np.ndarray, stroke: float | None = None) -> np.ndarray:
@@ -389,16 +458,16 @@ def fit_mnist(ink: np.ndarray, stroke: float | None = None) -> np.ndarray:
     fine = _resize_longest(ink, fine_box - 2 * grow)
     if grow:
         # A stroke narrower than a fine pixel is a faint trace after area-averaging: restore its
-        # full strength before widening it by a disk of radius `grow`.
-        width_fine = stroke * (fine_box - 2 * grow) / longest
-        fine = np.clip(fine / min(1.0, max(width_fine, 0.25)), 0.0, 1.0)
-        fine = _dilate_disk(np.pad(fine, grow), grow)
+        # full strength (its typical trace to 1) before widening it by a disk of radius `grow`.
+        trace = fine[fine > 0.02]
+        fine = np.clip(fine / max(float(np.percentile(trace, 90)) if trace.size else 1.0, 1e-3), 0.0, 1.0)
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        fine = cv2.dilate(cv2.copyMakeBorder(fine, grow, grow, grow, grow, cv2.BORDER_CONSTANT, value=0), disk)
     small = _to_uint8(_reduce(fine, SUPER))  # quantised first: the centre below is the output's
-    mass = float(small.sum())
-    if mass <= 0:
+    moments = cv2.moments(small)
+    if moments["m00"] <= 0:
         raise ImageError(BLANK_MESSAGE)
-    cy = float(small.sum(axis=1, dtype=np.float64) @ np.arange(small.shape[0])) / mass
-    cx = float(small.sum(axis=0, dtype=np.float64) @ np.arange(small.shape[1])) / mass
+    cy, cx = moments["m01"] / moments["m00"], moments["m10"] / moments["m00"]
     top, left = math.floor(CENTRE - cy + 0.5), math.floor(CENTRE - cx + 0.5)
     out = np.zeros((SIDE, SIDE), dtype=np.uint8)
     h, w = small.shape
@@ -409,38 +478,23 @@ def fit_mnist(ink: np.ndarray, stroke: float | None = None) -> np.ndarray:
 
 
 def _resize_longest(ink: np.ndarray, side: int) -> np.ndarray:
-    """Resize so that the longer side is ``side`` px, keeping the aspect ratio: area-averaging
-    (Pillow's BOX) when shrinking, bilinear when enlarging."""
+    """Resize so that the longer side is ``side`` px, keeping the aspect ratio: area-averaging when
+    shrinking, bilinear when enlarging."""
     height, width = ink.shape
     s = side / max(height, width)
     size = (max(1, round(width * s)), max(1, round(height * s)))
     if size == (width, height):
         return ink.astype(np.float32)
-    method = Image.Resampling.BOX if s < 1 else Image.Resampling.BILINEAR
-    out = np.asarray(Image.fromarray(ink.astype(np.float32), "F").resize(size, method))
-    return np.clip(out, 0.0, 1.0)
-
-
-def _dilate_disk(a: np.ndarray, radius: int) -> np.ndarray:
-    """Grey dilation (maximum) by a disk of ``radius`` px; ``a`` must be padded by ``radius``."""
-    out = a.copy()
-    h, w = a.shape
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            if (dy or dx) and dy * dy + dx * dx <= radius * radius + radius // 2:
-                src = a[max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
-                dst = out[max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)]
-                np.maximum(dst, src, out=dst)
-    return out
+    method = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    return np.clip(cv2.resize(ink.astype(np.float32), size, interpolation=method), 0.0, 1.0)
 
 
 def _reduce(fine: np.ndarray, k: int) -> np.ndarray:
     """Average k x k blocks, after padding each side evenly to a multiple of k."""
     h, w = fine.shape
     ph, pw = -h % k, -w % k
-    fine = np.pad(fine, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)))
-    h, w = fine.shape
-    return fine.reshape(h // k, k, w // k, k).mean(axis=(1, 3))
+    fine = cv2.copyMakeBorder(fine, ph // 2, ph - ph // 2, pw // 2, pw - pw // 2, cv2.BORDER_CONSTANT, value=0)
+    return cv2.resize(fine, ((w + pw) // k, (h + ph) // k), interpolation=cv2.INTER_AREA)
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ImageError
-from .preprocess import BLANK_MESSAGE, to_mnist
-from .segment import segment
+from .preprocess import BLANK_MESSAGE, find_digit
+from .segment import MAX_DIGITS, segment
 
 
 @dataclass
@@ -20,9 +20,9 @@ class Reading:
         probabilities: float32 K x 10.
         text: the answer: one character per digit, "?" where the top probability is below the
             threshold.
-        boxes: for a number, int64 K x 4: where each digit is in the image, (left, top, right,
-            bottom) in its pixels, right and bottom exclusive (as `segment` gives them); None for
-            a single digit.
+        boxes: int64 K x 4: where each digit is in the image, (left, top, right, bottom) in its
+            pixels, right and bottom exclusive (as `find_digit` and `segment` give them); None for
+            digits given as MNIST-like arrays (`read_digits`).
     """
 
     digits: np.ndarray
@@ -36,18 +36,22 @@ class Reading:
         return [[(int(d), float(p[d])) for d in row] for row, p in zip(order, self.probabilities)]
 
 
-def read(model, image, number: bool = False, threshold: float = 0.0) -> Reading:
+def read(model, image, number: bool = False, threshold: float = 0.0,
+         max_digits: int | None = MAX_DIGITS) -> Reading:
     """Read one digit (or, with ``number``, a whole written number) from ``image``.
 
     ``model``: anything with ``predict_proba(uint8 N x 28 x 28)`` (a `Sequential`). ``image``: what
-    `to_mnist` takes. Raises `digitlab.errors.ImageError` for a bad or blank image.
+    `to_mnist` takes. ``max_digits``: with ``number``, refuse an image holding more digits than
+    this (as `segment`). Raises `digitlab.errors.ImageError` for a bad or blank image, or one with
+    too many digits.
     """
     if number:
-        digits, boxes = segment(image, return_boxes=True)
+        digits, boxes = segment(image, return_boxes=True, max_digits=max_digits)
         if not len(digits):
             raise ImageError(BLANK_MESSAGE)
     else:
-        digits, boxes = to_mnist(image)[None], None
+        found = find_digit(image)
+        digits, boxes = found.image[None], np.array([found.box], dtype=np.int64)
     return read_digits(model, digits, threshold, boxes)
 
 

@@ -14,15 +14,22 @@ neighbouring digits of a slanted hand no longer overlap:
    the number of digits comes out of it).
 
 Each digit is then fitted into MNIST's frame like `to_mnist` does.
+
+At most `MAX_DIGITS` digits are read from one image (``max_digits``): the steps above cost more than
+linearly in the number of parts, and a page of thousands of marks would take minutes. The marks are
+counted as soon as the ink is found, so such a page is refused at the cost of `find_ink` alone.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ImageError
 from .components import dilate, label
 from .preprocess import SIDE, find_ink, fit_mnist
 
+MAX_DIGITS = 64  # digits read from one image at most (`segment`'s ``max_digits``)
+_MARKS_PER_DIGIT = 4  # a digit is at most this many separate marks (a 4 in two strokes, a 5's flag, a pen skip)
 _SPECK_RATIO = 0.04  # parts smaller than this fraction of the largest are specks
 _OVERLAP = 0.5  # horizontal overlap, as a fraction of the narrower part, that makes one digit
 _SHORT = 0.45  # a part shorter than this fraction of the line height is a fragment ...
@@ -41,20 +48,31 @@ _SHORT_PIECE, _SHORT_COST = 0.5, 5.0  # ... and a digit less than half the line'
 _SHEARS = np.linspace(-0.5, 0.3, 9)  # slants tried: x - shear * y; forward writing is negative
 
 
-def segment(image, return_boxes: bool = False):
+def segment(image, return_boxes: bool = False, max_digits: int | None = MAX_DIGITS):
     """Split an image of a written number into its digits, left to right.
 
     ``image``: anything `to_mnist` takes. Returns a uint8 array N x 28 x 28 of MNIST-like digits;
     with ``return_boxes``, also an int array N x 4 of their boxes (left, top, right, bottom) in the
     input image's pixels, right and bottom exclusive.
 
-    Raises `ImageError` for a bad or blank image. One line of writing is expected; digits written
-    touching are cut apart where feasible (digits of similar widths, not a pair like "11").
+    Raises `ImageError` for a bad or blank image, and for one holding more than ``max_digits``
+    digits (None: no limit), checked first on the count of marks (more than `_MARKS_PER_DIGIT` per
+    digit), before any work per mark, then on the digits found. One line of writing is expected;
+    digits written touching are cut apart where feasible (digits of similar widths, not a pair
+    like "11").
     """
     ink = find_ink(image)
+    if max_digits is not None:
+        area = ink.parts.area
+        marks = int(np.count_nonzero(area >= _SPECK_RATIO * area.max()))  # what `_Line` keeps
+        if marks > _MARKS_PER_DIGIT * max_digits:
+            raise ImageError(_too_many(max_digits, f"{marks} separate marks"))
     line = _Line(ink)
+    found = line.digits()
+    if max_digits is not None and len(found) > max_digits:
+        raise ImageError(_too_many(max_digits, f"{len(found)} found"))
     digits, boxes = [], []
-    for parts, columns in line.digits():
+    for parts, columns in found:
         crop, box = line.crop(parts, columns)
         if crop is None:
             continue
@@ -66,6 +84,10 @@ def segment(image, return_boxes: bool = False):
     if return_boxes:
         return images, np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
     return images
+
+
+def _too_many(max_digits: int, what: str) -> str:
+    return f"the image holds more than {max_digits} digits ({what}); at most {max_digits} are read from one image"
 
 
 class _Line:
