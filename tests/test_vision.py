@@ -296,6 +296,16 @@ def test_stray_marks_and_pieces_cut_by_the_edge_are_left_out():
     assert 390 <= left and right <= 410 and 240 <= top and bottom <= 360
 
 
+def test_a_dot_is_not_a_digit_but_a_short_stroke_is():
+    page = np.full((280, 280), 255, np.uint8)
+    cv2.circle(page, (140, 140), 10, 0, -1)  # a single tap of the page's brush
+    with pytest.raises(ImageError, match="only a dot"):
+        to_mnist(page)
+    page = np.full((280, 280), 255, np.uint8)
+    cv2.line(page, (140, 110), (140, 170), 0, 18)  # a short 1
+    assert ink_box(to_mnist(page), 127)[0] == 20
+
+
 @pytest.mark.parametrize("name", ["uniform grey", "pure noise", "noise on paper"])
 def test_empty_and_noise_images_are_blank(name):
     rng = np.random.default_rng(0)

@@ -22,9 +22,8 @@ The first four are set through uvicorn (`HEAD_SECONDS` by the protocol class it 
 under uvicorn yourself and pass them too). Together they bound
 what clients can make the server hold: bodies to `MAX_BUFFERED_BYTES`, plus about
 `FREE_BODY_BYTES` + `MAX_HEADER_BYTES` for each of `MAX_CONNECTIONS` connections (some 70 MiB in
-all), each for seconds, not for as long as a client cares to stall. (Measured: 60 clients stalling
-near the end of a 5 MiB body raised the server's memory by 365 MB for as long as they stalled;
-now by 31 MB, for 10 s.)
+all), each for seconds, not for as long as a client cares to stall (BENCHMARKS.md has what
+stalled clients cost before and after these limits).
 
 Why `MAX_BUFFERED_BYTES` is 32 MiB: six bodies of the largest size, more than the two workers get
 through in a few seconds, so more would only wait in memory. A body's Content-Length is counted as
@@ -37,11 +36,10 @@ refused for want of room, small requests are still answered.
 
 Why `WORKERS`: a 5 MiB PNG can hold a 40-megapixel image, which takes about 150 MB and most of a
 second to decode and preprocess, so the limit bounds memory to a few such images however many
-requests arrive together. The work is CPU-bound and mostly holds the GIL, so threads add no speed,
-only contention: at concurrency 32 on two cores (bench/serve_load.py, 12 s runs) one process
-answered 105-147 requests/s with 1 worker thread, 108-116 with 2 and 93-114 with 4. Two keep a
-second lane open while one request works on a large photo. For more throughput, run more
-processes (``digitlab serve --workers N``).
+requests arrive together. The work is CPU-bound and mostly holds the GIL, so more threads add no
+speed, only contention (bench/serve_load.py; BENCHMARKS.md); two keep a second lane open while one
+request works on a large photo. For more throughput, run more processes (``digitlab serve
+--workers N``).
 
 Why `REQUEST_SECONDS`, and what it cannot do: a request whose work has not finished within its
 budget (counted from when it asks for a worker, so time spent waiting for one counts) is answered

@@ -42,6 +42,7 @@ MNIST_STROKE = 2.0  # MNIST's median stroke width at 28x28 (2 * area / perimeter
 THIN = 1.4  # strokes thinner than this (in 28x28 pixels) are thickened to MNIST_STROKE
 
 BLANK_MESSAGE = "no digit found (the image is blank)"
+DOT_MESSAGE = "no digit found (only a dot: a digit is drawn with at least one stroke)"
 _SMALL = 64  # the polarity and the paper's level are judged on a copy shrunk to about this side
 _TIGHT = 48  # images smaller than this are tight crops (a scan, an 8x8 digit): one paper level
 _MIN_CONTRAST = 25  # ink must differ from the paper by this many grey levels ...
@@ -176,6 +177,9 @@ def find_ink(image) -> Ink:
     level = _percentile(residual[t:b, l:r], mask[t:b, l:r] & (parts.labels[t:b, l:r] == main + 1), 0.75)
     if parts.area[main] < max(4.0, 2e-5 * grey.size) or level < _MIN_CONTRAST or level - paper < _MIN_SNR * noise:
         raise ImageError(BLANK_MESSAGE)
+    _, _, w, h = cv2.boundingRect((mask[t:b, l:r] & (parts.labels[t:b, l:r] == main + 1)).view(np.uint8))
+    if max(w, h) < 3 * stroke:  # a disk is 2 stroke widths across (its 2 area / perimeter is its radius)
+        raise ImageError(DOT_MESSAGE)
     if not tight:  # a picture, not a scan: below a tenth of full ink is no ink
         floor = max(floor, 0.1 * level)  # (JPEG's ringing around a stroke, a faint halo)
     return Ink(residual, floor, level, parts, stroke, scale, polarity, high)
