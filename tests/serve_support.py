@@ -80,11 +80,36 @@ def free_port() -> int:
 
 
 @contextmanager
-def digitlab_serve(model, *args: str, timeout: float = 60):
-    """``digitlab serve --model MODEL ARGS`` in a process of its own on 127.0.0.1 and a free port,
-    as a person runs it; yields (port, process) once it is ready, and stops it after."""
+def serve_in_thread(app, timeout: float = 20):
+    """A uvicorn server for ``app`` in a thread of this process, on 127.0.0.1 and a free port;
+    yields the port once it is started, and stops it after."""
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@contextmanager
+def digitlab_serve(*args: str, timeout: float = 60):
+    """``digitlab serve ARGS`` (e.g. ``--model FILE``) in a process of its own on 127.0.0.1 and a
+    free port, as a person runs it; yields (port, process) once it is ready, and stops it after."""
     port = free_port()
-    command = [str(Path(sys.executable).with_name("digitlab")), "serve", "--model", str(model), "--port", str(port), *args]
+    command = [str(Path(sys.executable).with_name("digitlab")), "serve", "--port", str(port), *args]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log,
                                    env={**os.environ, "DIGITLAB_THREADS": "1"})

@@ -6,20 +6,16 @@ a phone-sized screen. Screenshots go to the test's output folder."""
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("fastapi", reason="the web server needs the 'web' extra")
 playwright = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (pip install playwright)")
-import uvicorn  # noqa: E402
 
 from conftest import MNIST_DIR, MNIST_MISSING  # noqa: E402
 from digitlab.serve import create_app  # noqa: E402
-from serve_support import STROKES, mnist_photo, tiny_model  # noqa: E402
+from serve_support import STROKES, mnist_photo, serve_in_thread, tiny_model  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -36,21 +32,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def server(mnist_model):
     """A real uvicorn server on a free loopback port, in a thread, serving a trained model and a tiny one."""
-    app = create_app({"cnn-fast": mnist_model, "tiny": tiny_model()}, data_dir=MNIST_DIR)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_in_thread(create_app({"cnn-fast": mnist_model, "tiny": tiny_model()}, data_dir=MNIST_DIR)) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

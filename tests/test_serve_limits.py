@@ -155,7 +155,7 @@ def test_stalled_clients_hold_neither_memory_nor_connections(model_file):
     head = (b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
             b"Content-Length: %d\r\n\r\n" % declared)
     almost = b"\0" * (declared - 2**20)
-    with digitlab_serve(model_file) as (port, server):
+    with digitlab_serve("--model", str(model_file)) as (port, server):
         for _ in range(5):
             assert request(port, "POST", "/api/predict", SEVEN, PNG)[0] == 200
         before = rss_mb(server.pid)

@@ -7,13 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import socket
 import struct
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +15,6 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web server needs the 'web' extra")
 httpclient = pytest.importorskip("tritonclient.http", reason="needs Triton's client: pip install 'tritonclient[http]'")
-import uvicorn  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
@@ -29,7 +22,7 @@ from conftest import MNIST_DIR, MNIST_MISSING, pattern_digits, strokes  # noqa: 
 from digitlab import load_model, save_model  # noqa: E402
 from digitlab.serve import MAX_BATCH, create_app  # noqa: E402
 from digitlab.vision import to_mnist  # noqa: E402
-from serve_support import drawn_digit, png_bytes, tiny_model  # noqa: E402
+from serve_support import digitlab_serve, drawn_digit, png_bytes, serve_in_thread, tiny_model  # noqa: E402
 
 N = 64
 
@@ -49,27 +42,11 @@ def model_files(tmp_path_factory):
     return folder
 
 
-def free_port() -> socket.socket:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @pytest.fixture(scope="module")
 def server(model_files):
     """``host:port`` of a real uvicorn server on a free loopback port, in a thread."""
-    sock = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(model_files), log_level="warning"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"127.0.0.1:{sock.getsockname()[1]}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_in_thread(create_app(model_files)) as port:
+        yield f"127.0.0.1:{port}"
 
 
 @pytest.fixture
@@ -314,35 +291,11 @@ def test_the_schema_describes_the_json_request_and_the_binary_forms(client):
 
 
 # ----------------------------------------------------------------------------- digitlab serve --workers
-def ready(client) -> bool:
-    try:
-        return client.is_server_ready()
-    except OSError:  # not listening yet
-        return False
-
-
 @pytest.mark.slow
-def test_serve_with_workers_answers_tritonclient(model_files, tmp_path):
-    script = Path(sys.executable).with_name("digitlab")
-    if not script.exists():
-        pytest.skip(f"no console script beside {sys.executable}: install the package (pip install -e .)")
-    with free_port() as sock:
-        port = sock.getsockname()[1]
-    env = {**os.environ, "DIGITLAB_THREADS": "1"}
-    process = subprocess.Popen([str(script), "serve", "--models-dir", str(model_files), "--port", str(port),
-                                "--workers", "2"], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+def test_serve_with_workers_answers_tritonclient(model_files):
+    with digitlab_serve("--models-dir", str(model_files), "--workers", "2") as (port, _):
         client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
-        while not ready(client):
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "digitlab serve --workers 2 did not start in 60 s"
-            time.sleep(0.2)
         images = strokes(N, seed=6)
         for _ in range(4):  # a few requests, so that both worker processes are likely to answer
             check_answer(client.infer("cnn", [tensor(images, True)]), expected(model_files, "cnn", images), exact=False)
         client.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
