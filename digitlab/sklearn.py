@@ -32,8 +32,7 @@ try:
 except ImportError:  # validate_data is new in scikit-learn 1.6
     raise ImportError("DigitClassifier needs scikit-learn 1.6 or later: pip install 'digitlab[sklearn]'") from None
 
-from .data import Augment
-from .nn import Dense, Reshape, Sequential
+from .nn import Dense, Reshape
 from .recipes import Recipe, get_recipe
 
 
@@ -72,7 +71,7 @@ class DigitClassifier(ClassifierMixin, BaseEstimator):
         n_features_in_: the width of X.
         model_: the trained `Sequential`; it takes pixels 0..255, N x n_features for a dense
             recipe, N x side x side for a convolutional one (so `digitlab.export.to_onnx` and
-            ``model_.save`` work on it as on any digitlab model).
+            `digitlab.save_model` work on it as on any digitlab model).
     """
 
     def __init__(self, recipe: str = "mlp", epochs: int | None = None, batch_size: int | None = None,
@@ -93,12 +92,10 @@ class DigitClassifier(ClassifierMixin, BaseEstimator):
         if len(classes) < 2:
             raise ValueError(f"DigitClassifier needs at least 2 classes in y; got 1 class: {classes[0]!r}")
         layers, input_shape = _network(recipe, X.shape[1], len(classes))
-        model = Sequential(layers, input_shape=input_shape, seed=self.seed)
-        optimizer = dict(recipe.optimizer, **({"lr": self.lr} if self.lr is not None else {}))
-        model.compile(optimizer, recipe.loss, recipe.schedule)
+        model = recipe.build(self.seed, self.lr, layers, input_shape)
         model.fit(self._pixels(X, input_shape), labels.astype(np.int64),
                   epochs=self.epochs or recipe.epochs, batch_size=self.batch_size or recipe.batch_size,
-                  augment=Augment(**recipe.augment) if recipe.augment else None)
+                  augment=recipe.augmenter())
         model.metadata.update(recipe=recipe.name, recipe_version=recipe.version)
         self.classes_, self.model_ = classes, model
         return self

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from ..data import Augment
 from ..errors import lookup
 from ..nn import (
     BatchNorm,
@@ -72,11 +73,17 @@ class Recipe:
     def input_shape(self) -> tuple[int, int]:
         return (8, 8) if self.dataset == "digits" else (28, 28)
 
-    def build(self, seed: int = 0, lr: float | None = None) -> Sequential:
-        """A fresh, compiled model for this recipe."""
-        model = Sequential(self.layers(), input_shape=self.input_shape, seed=seed)
+    def build(self, seed: int = 0, lr: float | None = None, layers: list | None = None,
+              input_shape: tuple[int, ...] | None = None) -> Sequential:
+        """A fresh model compiled for this recipe's training: its own network, or ``layers`` for
+        inputs of ``input_shape`` (the scikit-learn estimator builds for the width it sees)."""
+        model = Sequential(layers or self.layers(), input_shape=input_shape or self.input_shape, seed=seed)
         optimizer = dict(self.optimizer, **({"lr": lr} if lr is not None else {}))
         return model.compile(optimizer, self.loss, self.schedule)
+
+    def augmenter(self) -> Augment | None:
+        """The distortion applied to each training batch (`digitlab.data.Augment`), if any."""
+        return Augment(**self.augment) if self.augment else None
 
 
 def _tutorial_relu512():

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-from ..data import Augment, Dataset, load_dataset
+from ..data import Dataset, load_dataset
 from ..nn import Callback, Sequential
 from .registry import Recipe, get_recipe
 
@@ -55,8 +55,8 @@ def train_recipe(
         model = recipe.trainer(recipe, train, seed=seed, lr=lr, callbacks=callbacks)
     else:
         model = recipe.build(seed, lr)
-        augment = Augment(**recipe.augment) if recipe.augment else None
-        model.fit(train, epochs=recipe.epochs, batch_size=recipe.batch_size, callbacks=callbacks, augment=augment)
+        model.fit(train, epochs=recipe.epochs, batch_size=recipe.batch_size, callbacks=callbacks,
+                  augment=recipe.augmenter())
     seconds = time.perf_counter() - start
     metrics = model.evaluate(test)
     model.metadata.update(
