@@ -1,6 +1,7 @@
 """``digitlab predict MODEL IMAGE...``: rendered handwriting read end to end through the CLI."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,12 +42,17 @@ def test_predict_a_number_and_abstain(mnist_model, tmp_path, capsys):
     assert "????" in capsys.readouterr().out  # nothing is certain to probability 1
 
 
-def test_bad_images_are_one_line_errors(mnist_model, tmp_path, capsys):
-    text = tmp_path / "notes.png"
-    text.write_text("not an image")
-    blank = tmp_path / "blank.png"
-    Image.new("L", (200, 200), 255).save(blank)
-    for path, message in ((text, "not an image"), (blank, "no digit found"), (tmp_path / "missing.png", "")):
-        assert main(["predict", str(mnist_model), str(path)]) == 2
-        err = capsys.readouterr().err
-        assert message in err and "Traceback" not in err
+def test_bad_images_are_rows_with_their_reason(mnist_model, tmp_path, capsys, monkeypatch):
+    """An image that cannot be read gets its row and its reason; the others are still read, and
+    the exit status is 1 with a one-line count."""
+    monkeypatch.chdir(tmp_path)  # short names: each row on one line
+    Path("notes.png").write_text("not an image")
+    Image.new("L", (200, 200), 255).save("blank.png")
+    render_number("7", touching=False, seed=1).save("seven.png")
+    assert main(["predict", str(mnist_model), "notes.png", "blank.png", "missing.png", "seven.png"]) == 1
+    captured = capsys.readouterr()
+    out = " ".join(captured.out.replace("│", " ").split())
+    for message in ("not an image", "no digit found (the image is blank)", "no such file or folder"):
+        assert message in out
+    assert re.search(r"seven\.png\s*│\s*7", captured.out) and "Traceback" not in captured.err
+    assert captured.err.strip() == "3 of 4 images could not be read: the error column says why"

@@ -80,8 +80,10 @@ def test_other_formats_are_refused_by_name(fmt, never_ghostscript):
 def test_predict_refuses_an_eps_whatever_its_name(model_file, tmp_path, capsys, never_ghostscript):
     for name in ("drawing.eps", "drawing.png"):
         (tmp_path / name).write_bytes(EPS)
-        err = one_line_error(capsys, main(["predict", str(model_file), str(tmp_path / name)]))
-        assert "not an image in a format digitlab reads (PNG, JPEG" in err
+        assert main(["predict", str(model_file), str(tmp_path / name)]) == 1  # its row says why
+        captured = capsys.readouterr()
+        assert "not an image in a format digitlab reads (PNG, JPEG" in " ".join(captured.out.replace("│", " ").split())
+        assert captured.err.strip() == "1 of 1 images could not be read: the error column says why"
 
 
 def test_image_folder_opens_only_the_allowed_formats(tmp_path, capsys, never_ghostscript):

@@ -15,11 +15,13 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from .._files import ensure_writable
 from ..nn import Callback
@@ -57,6 +59,40 @@ def progress_bar(kind: str = "download") -> Iterator[Callable[[str, int, "int | 
             progress.update(tasks[name], completed=done, total=total)
 
         yield report
+
+
+class ImagesPerSecond(ProgressColumn):
+    """The rate of a progress bar counting images."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} images/s" if speed else "- images/s", style="progress.data.speed")
+
+
+class ImageProgress:
+    """A progress bar for images done (on stderr, only on a terminal): count, images/s, time
+    elapsed and time left. ``advance(n)`` adds done images; ``total(n)`` sets the total once it is
+    known (it may be counted while the work goes). Use as a context manager."""
+
+    def __init__(self, description: str = "predicting"):
+        self.shown = err_console.is_terminal
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 ImagesPerSecond(), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=err_console, transient=False, disable=not self.shown)
+        self.task = self.progress.add_task(description, total=None)
+
+    def __enter__(self) -> "ImageProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+    def total(self, n: int) -> None:
+        self.progress.update(self.task, total=n)
 
 
 class Every:

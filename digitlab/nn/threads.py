@@ -50,6 +50,16 @@ def _default_threads() -> int:
 THREADS = _default_threads()  # slices per operation at most; DIGITLAB_THREADS overrides
 
 
+def set_threads(count: int) -> None:
+    """Cut the engine's work into at most ``count`` slices from now on (what DIGITLAB_THREADS sets
+    at import): a process that shares the machine with others of its kind, such as one of several
+    Dask workers, takes its share of the cores rather than all of them."""
+    global THREADS
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(f"the number of engine threads must be an integer >= 1; got {count!r}")
+    THREADS = count
+
+
 class _Worker:
     """A thread that runs one slice at a time, handed over through two locks: a quarter of the
     hand-over time of a ThreadPoolExecutor's futures."""
