@@ -9,7 +9,9 @@ its label beside it as ``KEY.cls`` (skipped by the reader, used here to check th
 are made once into DIR and reused while DIR/shards.json matches --images and --shards.
 
 Every mode runs in a fresh process; each prints images/s, the peak resident memory (VmHWM) of the
-driver and of each worker process, and the accuracy of its answers. ``dask-2@1`` runs 2 workers
+driver and of each worker process, and the accuracy of its answers; for dask-2 and pool-2 also
+the driver's CPU time per image (the one client's own work: listing, submitting, writing parts),
+which bounds how many workers one client can feed. ``dask-2@1`` runs 2 workers
 on the first shard only: its memory per worker, next to ``dask-2``'s, shows whether memory grows
 with the number of images.
 
@@ -160,9 +162,10 @@ def run_mode(mode: str, folder: Path, model: str, partition_size: int) -> dict:
             start = time.perf_counter()
             with local_cluster(n) as client:
                 result["startup"] = time.perf_counter() - start
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 summary = predict_to_file(model, shards, out, partition_size=partition_size, runner=DaskRunner(client))
                 result["seconds"] = time.perf_counter() - start
+                result["driver_cpu"] = time.process_time() - cpu
                 result["workers"] = sorted(client.run(worker_peak).values())
         elif mode.startswith("pool"):
             n = int(mode.split("-")[1])
@@ -172,10 +175,11 @@ def run_mode(mode: str, folder: Path, model: str, partition_size: int) -> dict:
             with multiprocessing.get_context("spawn").Pool(n, initializer=_pool_init, initargs=(ref,)) as pool:
                 pool.map(int, range(n))  # the processes are up
                 result["startup"] = time.perf_counter() - start
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 summary = predict_to_file(ref, shards, out, partition_size=partition_size,
                                           runner=pool_runner(pool, 2 * n + 2, peaks))
                 result["seconds"] = time.perf_counter() - start
+                result["driver_cpu"] = time.process_time() - cpu
             result["workers"] = sorted(peaks.values())
         else:
             start = time.perf_counter()
@@ -242,6 +246,14 @@ def report(args, made: float, results: list[dict]) -> str:
         checks.append(f"- peak per worker, all shards vs one shard: {max(by['dask-2']['workers']):.0f} MB vs "
                       f"{max(by['dask-2@1']['workers']):.0f} MB ({by['dask-2']['images']:,} vs "
                       f"{by['dask-2@1']['images']:,} images)")
+    for mode in ("dask-2", "pool-2"):
+        if mode in by:  # what the one client does: list, submit, receive and write every part
+            cpu = by[mode]["driver_cpu"] / by[mode]["images"]
+            checks.append(f"- the client's own work in {mode}: {cpu * 1e6:.0f} CPU µs per image, so one client "
+                          f"keeps up with at most {1 / cpu:,.0f} images/s")
+    if images:
+        stored = sum(p.stat().st_size for p in args.folder.glob("shard-*.tar"))
+        checks.append(f"- the shards: {stored / images:,.0f} bytes per image on disk")
     cores = os.cpu_count()
     for mode in ("dask-2", "plain"):
         if rate(mode):

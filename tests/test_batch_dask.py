@@ -4,6 +4,7 @@ mid-run; ``digitlab predict --workers``; predictions over dask arrays, bags and 
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 from collections import Counter
@@ -15,10 +16,12 @@ from conftest import strokes
 
 from digitlab import load_model
 from digitlab.batch import predict_rows, predict_to_file
+from digitlab.batch.sources import Source
 from digitlab.cli import main
 
 pytest.importorskip("distributed", reason="the batch extra (pip install 'digitlab[batch]') is not installed")
 from digitlab.batch.dask import DaskRunner, local_cluster, predict_dask  # noqa: E402 - after the skip
+from distributed.diagnostics.plugin import SchedulerPlugin  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -95,20 +98,42 @@ def test_a_worker_killed_mid_run_costs_only_its_partitions(client, inputs, model
         os.kill(pids[busy[0][0]], signal.SIGKILL)
         killed.append(busy[0])
 
+    client.register_plugin(CountRuns())
     out = tmp_path / "preds.csv"
     summary = predict_to_file(model_file, given, out, partition_size=30, runner=DaskRunner(client),
                               progress=kill_a_busy_worker)
     assert killed and summary.rows == len(names)
     check_rows(read_output(out), names, errors, plain)
-
-    def started(dask_scheduler):
-        return Counter(t.key for t in dask_scheduler.transition_log
-                       if t.finish == "processing" and str(t.key).startswith("digitlab-partition"))
-
-    runs = client.run_on_scheduler(started)
+    runs = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.plugins[CountRuns.name].runs)
     assert max(runs.values()) >= 2, (killed, runs)  # a partition of the dead worker ran again
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it
     assert set(client.run(os.getpid).values()) != set(pids.values())
+
+
+class CountRuns(SchedulerPlugin):
+    """Counts, on the scheduler, how often each partition's task is sent to a worker."""
+
+    name = "digitlab-count-runs"
+
+    def __init__(self):
+        self.runs = Counter()
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        if finish == "processing" and str(key).startswith("digitlab-partition"):
+            self.runs[key] += 1
+
+
+def test_finished_partitions_are_not_kept(client, model_file, tmp_path, monkeypatch):
+    """The client, and the scheduler a local cluster runs in its process, keep no finished
+    partition's inputs: memory does not grow with the number of partitions (Dask's logs of recent
+    messages, 1,000 deep by default, would keep them all here)."""
+    monkeypatch.chdir(tmp_path)
+    summary = predict_to_file(model_file, (f"missing-{i}.png" for i in range(600)), tmp_path / "preds.csv",
+                              partition_size=2, runner=DaskRunner(client))
+    assert summary.rows == summary.errors == 600
+    gc.collect()
+    alive = sum(isinstance(o, Source) for o in gc.get_objects())
+    assert alive < 100, f"{alive} inputs of 300 finished partitions are still held"
 
 
 def test_predict_with_workers_from_the_command_line(inputs, model_file, tmp_path, capsys):

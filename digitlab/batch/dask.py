@@ -67,6 +67,16 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+# Dask keeps, for its developers, the last `distributed.admin.low-level-log-length` (1,000)
+# messages of every connection. Each task message holds its partition's sources, so on the
+# client (and on the scheduler, which a local cluster runs in the client's process) those logs
+# would keep the inputs of up to a thousand finished partitions alive: memory growing with the
+# run, and Python's garbage collector walking the objects again and again. Ten are enough to
+# read a broken connection's last words (the setting bounds the scheduler's transition and event
+# logs too).
+RECENT_MESSAGES = {"distributed.admin.low-level-log-length": 10}
+
+
 @contextlib.contextmanager
 def local_cluster(workers: int, threads_per_worker: int = 1, **kwargs) -> Iterator[Client]:
     """A `Client` of a new Dask cluster of ``workers`` processes on this machine (loopback only,
@@ -83,7 +93,7 @@ def local_cluster(workers: int, threads_per_worker: int = 1, **kwargs) -> Iterat
     # The workers' statistical profiler (a stack sample every 10 ms, for the dashboard, which is
     # off) costs the partitions' Python code several per cent: off, for as long as the cluster
     # lives (a nanny hands its config, which refers to this one, to the workers it restarts).
-    with dask.config.set({"distributed.worker.profile.enabled": False}), \
+    with dask.config.set({"distributed.worker.profile.enabled": False, **RECENT_MESSAGES}), \
             LocalCluster(**{**settings, **kwargs}) as cluster, Client(cluster) as client:
         yield client
 
@@ -93,7 +103,8 @@ def connect(address: str, timeout: str = "10s") -> Iterator[Client]:
     """A `Client` of the running Dask scheduler at ``address`` (``tcp://HOST:PORT``), or a
     `DigitlabError` saying it cannot be reached."""
     try:
-        client = Client(address, timeout=timeout)
+        with dask.config.set(RECENT_MESSAGES):
+            client = Client(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as e:
         raise DigitlabError(f"cannot reach the Dask scheduler at {address} ({e})") from None
     with client:
