@@ -82,6 +82,19 @@ def test_every_input_exactly_once_with_bad_ones_mixed_in(client, inputs, model_f
     check_rows(ordered, names, errors, plain)
 
 
+class CountRuns(SchedulerPlugin):
+    """Counts, on the scheduler, how often each partition's task is sent to a worker."""
+
+    name = "digitlab-count-runs"
+
+    def __init__(self):
+        self.runs = Counter()
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        if finish == "processing" and str(key).startswith("digitlab-partition"):
+            self.runs[key] += 1
+
+
 def test_a_worker_killed_mid_run_costs_only_its_partitions(client, inputs, model_file, tmp_path):
     """SIGKILL one worker process while it runs partitions: Dask runs them again on the other
     worker (or on the one its nanny restarts), and the output still holds every input once."""
@@ -108,19 +121,6 @@ def test_a_worker_killed_mid_run_costs_only_its_partitions(client, inputs, model
     assert max(runs.values()) >= 2, (killed, runs)  # a partition of the dead worker ran again
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it
     assert set(client.run(os.getpid).values()) != set(pids.values())
-
-
-class CountRuns(SchedulerPlugin):
-    """Counts, on the scheduler, how often each partition's task is sent to a worker."""
-
-    name = "digitlab-count-runs"
-
-    def __init__(self):
-        self.runs = Counter()
-
-    def transition(self, key, start, finish, *args, **kwargs):
-        if finish == "processing" and str(key).startswith("digitlab-partition"):
-            self.runs[key] += 1
 
 
 def test_finished_partitions_are_not_kept(client, model_file, tmp_path, monkeypatch):
