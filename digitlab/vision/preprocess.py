@@ -160,7 +160,7 @@ def find_ink(image) -> Ink:
         raise ImageError(BLANK_MESSAGE)
     high = max(otsu(candidates), 4.0 * noise + paper, 0.5 * _MIN_CONTRAST)
     strong = residual >= high
-    reach = int(np.clip(round(stroke_width(strong)), 1, 20))
+    reach = min(max(round(stroke_width(strong)), 1), 20)
     mask = (residual >= max(0.4 * high, floor)) & dilate(strong, reach)
     stroke = stroke_width(mask)
     if tight:  # a scan of one digit: all its ink, anti-aliased fringe included, is the digit
@@ -168,7 +168,7 @@ def find_ink(image) -> Ink:
         parts = Components(np.ones(mask.shape, np.int32), np.array([np.count_nonzero(mask)]),
                            np.array([[y, x, y + h, x + w]]))
     else:
-        parts = _group(mask, int(np.clip(round(0.5 * stroke), 1, 12)))
+        parts = _group(mask, min(max(round(0.5 * stroke), 1), 12))
         parts = Components(parts.labels, np.bincount(parts.labels[mask], minlength=len(parts) + 1)[1:], parts.box)
     if not len(parts):
         raise ImageError(BLANK_MESSAGE)
@@ -245,10 +245,9 @@ def _thin_line_polarity(grey: np.ndarray, noise: float) -> int | None:
     ballpoint's strokes are such lines; a shadow's edge, the paper inside a 0 and a thick stroke's
     body are not, so this judges thin writing under uneven light where `_polarity` cannot."""
     half = cv2.pyrDown(grey) if max(grey.shape) > 500 else grey
-    kernel = np.ones((5, 5), np.uint8)
     floor = 4 * noise + 8
-    dark = np.count_nonzero(cv2.morphologyEx(half, cv2.MORPH_BLACKHAT, kernel) > floor)
-    light = np.count_nonzero(cv2.morphologyEx(half, cv2.MORPH_TOPHAT, kernel) > floor)
+    dark = np.count_nonzero(cv2.morphologyEx(half, cv2.MORPH_BLACKHAT, _SQUARE5) > floor)
+    light = np.count_nonzero(cv2.morphologyEx(half, cv2.MORPH_TOPHAT, _SQUARE5) > floor)
     # Lines cover a fair share of the image; the other side's responses (grain, the crevice where
     # two thick strokes meet) are few.
     if max(dark, light) >= 0.003 * half.size and max(dark, light) >= 4 * min(dark, light):
@@ -320,7 +319,7 @@ def _polarity(small: np.ndarray, dark: np.ndarray, tight: bool) -> int:
         lighter = float(np.maximum(deviation - 3 * spread, 0).sum())
         if max(darker, lighter) > 3 * min(darker, lighter):
             return 1 if darker > lighter else -1
-    border = _ring(dark).mean()
+    border = _ring_fraction(dark)
     if abs(border - 0.5) > 0.15:
         return 1 if border < 0.5 else -1  # the border is mostly paper
     # Ink touching the frame on several sides: the strokes are one piece (or two), and they cut
@@ -354,6 +353,8 @@ def noise_level(grey: np.ndarray) -> float:
     return _median(magnitude) / (0.6745 * 6.0)
 
 
+_SQUARE3 = np.ones((3, 3), np.uint8)
+_SQUARE5 = np.ones((5, 5), np.uint8)
 _NOISE_FILTER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)  # noise x 6, planes x 0
 
 
@@ -368,9 +369,9 @@ def otsu(hist: np.ndarray) -> float:
     valid = (w0 > 0) & (w1 > 0)
     if not valid.any():
         return float(np.flatnonzero(hist)[0]) if total else 0.0
-    mean0 = np.divide(mass[:-1], w0, out=np.zeros(len(w0)), where=valid)
-    mean1 = np.divide(total_mass - mass[:-1], w1, out=np.zeros(len(w0)), where=valid)
-    between = np.where(valid, w0 * w1 * (mean0 - mean1) ** 2, -1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # an empty class: its level is not a candidate
+        between = w0 * w1 * (mass[:-1] / w0 - (total_mass - mass[:-1]) / w1) ** 2
+    between[~valid] = -1.0
     return float(np.argmax(between) + 1)
 
 
@@ -381,17 +382,18 @@ def stroke_width(mask: np.ndarray) -> float:
     if area == 0:
         return 0.0
     m = mask.view(np.uint8)
-    edge = area - int(np.count_nonzero(cv2.erode(m, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
-                                                  borderValue=0)))
+    edge = area - int(np.count_nonzero(cv2.erode(m, _SQUARE3, borderType=cv2.BORDER_CONSTANT, borderValue=0)))
     return 2.0 * area / max(edge, 1)
 
 
-def _ring(a: np.ndarray) -> np.ndarray:
-    """The pixels of the outer border, about 3% of the shorter side wide (at least 1 px)."""
-    b = max(1, round(0.03 * min(a.shape)))
-    if min(a.shape) <= 2 * b:
-        return a.ravel()
-    return np.concatenate([a[:b].ravel(), a[-b:].ravel(), a[b:-b, :b].ravel(), a[b:-b, -b:].ravel()])
+def _ring_fraction(mask: np.ndarray) -> float:
+    """The fraction of the outer border's pixels that are set, the border being about 3% of the
+    shorter side wide (at least 1 px)."""
+    b = max(1, round(0.03 * min(mask.shape)))
+    if min(mask.shape) <= 2 * b:
+        return np.count_nonzero(mask) / mask.size
+    inner = mask[b:-b, b:-b]
+    return (np.count_nonzero(mask) - np.count_nonzero(inner)) / (mask.size - inner.size)
 
 
 def _main_parts(ink: Ink) -> list[int]:
