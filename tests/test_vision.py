@@ -305,6 +305,21 @@ def test_a_dot_is_not_a_digit_but_a_short_stroke_is():
     cv2.line(page, (140, 110), (140, 170), 0, 18)  # a short 1
     assert ink_box(to_mnist(page), 127)[0] == 20
 
+    # In a scan cut around its digit, a thick short stroke across the frame is the digit: a 1 of
+    # scikit-learn's 8x8 digits, 4 px wide and 8 tall, is not a dot.
+    one = np.zeros((8, 8), np.uint8)
+    one[:, 3:6] = 255
+    one[1:7, 2] = 160
+    assert ink_box(to_mnist(one), 127)[0] == 20
+
+
+def test_none_of_the_8x8_digits_is_refused():
+    pytest.importorskip("sklearn", reason="the 8x8 digits come with the sklearn extra")
+    from digitlab.data import load_sklearn_digits
+
+    for image in load_sklearn_digits("all").images:
+        assert to_mnist(image).max() > 0
+
 
 @pytest.mark.parametrize("name", ["uniform grey", "pure noise", "noise on paper"])
 def test_empty_and_noise_images_are_blank(name):

@@ -179,7 +179,10 @@ def find_ink(image) -> Ink:
     if parts.area[main] < max(4.0, 2e-5 * grey.size) or level < _MIN_CONTRAST or level - paper < _MIN_SNR * noise:
         raise ImageError(BLANK_MESSAGE)
     _, _, w, h = cv2.boundingRect(main_ink.view(np.uint8))
-    if max(w, h) < 3 * stroke:  # a disk is 2 stroke widths across (its 2 area / perimeter is its radius)
+    # A disk is 2 stroke widths across (its 2 area / perimeter is its radius). But a scan is cut
+    # around its digit: a mark across most of its frame is the digit (a thick 1 in an 8x8 scan).
+    spans_frame = tight and (h >= 0.75 * grey.shape[0] or w >= 0.75 * grey.shape[1])
+    if max(w, h) < 3 * stroke and not spans_frame:
         raise ImageError(DOT_MESSAGE)
     if not tight:  # a picture, not a scan: below a tenth of full ink is no ink
         floor = max(floor, 0.1 * level)  # (JPEG's ringing around a stroke, a faint halo)
