@@ -6,10 +6,12 @@ paper, chalk, phone photos with JPEG artefacts, large canvases, thin pens, trans
 scikit-learn's 8x8 digits scaled up, frame-filling scans, canvases with stray marks, ballpoint under
 a shadow). The peers are in `pipelines.py`. The images are decoded PIL images: the times are the
 pipelines' own, from a decoded picture to 28x28. Then every one of scikit-learn's 1,797 8x8 digits
-through `to_mnist` and the reference, and `digitlab predict` end to end on a folder of mixed
-image files (`--files N`).
+through `to_mnist` and the reference; written numbers of 2 to 5 digits, apart and touching
+(`synth.render_number`), through `segment` and the reference extended to numbers (`--numbers N`);
+and `digitlab predict` end to end on a folder of mixed image files (`--files N`).
 
-Usage: python bench/handwriting.py --model models/cnn-fast-aug.npz [--per-kind 200] [--seed 2024] [--files 1000]
+Usage: python bench/handwriting.py --model models/cnn-fast-aug.npz [--per-kind 200] [--seed 2024]
+       [--numbers 200] [--files 1000]
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ from pathlib import Path
 import numpy as np
 from common import REPO, check_quiet, header, table
 from PIL import Image
-from pipelines import naive, opencv_reference
-from synth import KINDS, make_handwriting_set
+from pipelines import naive, opencv_reference, opencv_reference_number
+from synth import KINDS, make_handwriting_set, render_number
 
 from digitlab import load_model
 from digitlab.data import load_sklearn_digits
-from digitlab.vision import to_mnist
+from digitlab.vision import segment, to_mnist
 
 PIPELINES = {"naive": naive, "OpenCV reference": opencv_reference, "to_mnist": to_mnist}
 
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--per-kind", type=int, default=200)
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--numbers", type=int, default=200, help="written numbers for segment and its peer (0: skip)")
     parser.add_argument("--files", type=int, default=1000, help="images for the end-to-end digitlab predict run (0: skip)")
     args = parser.parse_args()
     check_quiet()
@@ -97,6 +100,9 @@ def main() -> None:
     print(f"\nscikit-learn's 1,797 8x8 digits (0..255, light ink on black) through the reference: {cells[0]}; "
           f"through to_mnist: {cells[1]}.")
 
+    if args.numbers:
+        print(numbers_table(model, args.numbers, args.seed))
+
     if args.files:
         with tempfile.TemporaryDirectory() as folder:
             paths = []
@@ -111,6 +117,42 @@ def main() -> None:
         status = "" if done.returncode == 0 else f" (exit {done.returncode}: {done.stderr.strip()[-200:]})"
         print(f"\n`digitlab predict MODEL` on {len(paths):,} PNG files of the mixed kinds (one process, "
               f"start-up included): {seconds:.1f} s, {len(paths) / seconds:.0f} images/s{status}.")
+
+
+def numbers_table(model, count: int, seed: int) -> str:
+    """`segment` against the reference extended to numbers: numbers read right, ms per number."""
+    rng = np.random.default_rng(seed)
+    numbers = []
+    for i in range(count):
+        text = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(2, 6))))
+        numbers.append((render_number(text, touching=bool(i % 2), seed=seed + i), text, bool(i % 2)))
+    pipelines = {"OpenCV reference": opencv_reference_number, "segment": segment}
+    results = {}
+    for name, pipeline in pipelines.items():
+        pipeline(numbers[0][0])  # warm up
+        read, times = [], []
+        for image, text, _ in numbers:
+            start = time.perf_counter()
+            try:
+                digits = pipeline(image)
+            except Exception:  # noqa: BLE001 - a refused number is read wrong
+                digits = np.zeros((0, 28, 28), np.uint8)
+            times.append(time.perf_counter() - start)
+            read.append("".join(str(d) for d in model.predict(digits)) == text if len(digits) else False)
+        results[name] = (np.array(read), np.array(times) * 1e3)
+    touching = np.array([t for _, _, t in numbers])
+    digits = np.array([len(text) for _, text, _ in numbers])
+    rows = []
+    for label, mask in ((f"apart ({count - touching.sum()})", ~touching), (f"touching ({touching.sum()})", touching),
+                        (f"**all ({count})**", np.ones(count, bool))):
+        cells = [label]
+        for name in pipelines:
+            read, ms = results[name]
+            cells.append(f"{read[mask].mean():.1%}, {ms[mask].mean():.2f} ms ({ms[mask].sum() / digits[mask].sum():.2f} a digit)")
+        rows.append(cells)
+    return (f"\nWritten numbers of 2 to 5 digits ({digits.sum():,} digits; `synth.render_number`, seeds {seed}..{seed + count - 1}), "
+            "apart and touching. Each cell: numbers read right (every digit, no digit more or less), ms per number "
+            "(and per digit).\n\n" + table(["numbers", *pipelines], rows))
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from PIL import Image, ImageDraw
 from digitlab.errors import DigitlabError, ImageError
 from digitlab import load_model
 from digitlab.vision import find_digit, load, segment, to_mnist
-from digitlab.vision.components import dilate, label
-from digitlab.vision.preprocess import stroke_width
+from digitlab.vision.components import dilate, label, member
+from digitlab.vision.preprocess import quantile, stroke_width
 from synth import make_handwriting_set, render_number
 
 BLANK = "no digit found \\(the image is blank\\)"
@@ -380,6 +380,14 @@ def _flood_fill_count(mask: np.ndarray) -> int:
     return count
 
 
+def test_quantile_is_numpys():
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 10, 11, 999):
+        for values in (rng.integers(0, 300, n), rng.random(n)):
+            for q in (0.0, 0.25, 0.5, 0.75, 0.9, 1.0):
+                assert quantile(values, q) == pytest.approx(float(np.quantile(values, q)), rel=1e-12, abs=1e-12)
+
+
 def test_components_match_a_flood_fill():
     rng = np.random.default_rng(3)
     for _ in range(40):
@@ -390,6 +398,9 @@ def test_components_match_a_flood_fill():
         for i in range(len(parts)):
             rows, cols = np.nonzero(parts.labels == i + 1)
             assert tuple(parts.box[i]) == (rows.min(), cols.min(), rows.max() + 1, cols.max() + 1)
+        chosen = np.flatnonzero(rng.random(len(parts)) < 0.5)
+        assert np.array_equal(parts.mask(chosen), np.isin(parts.labels, chosen + 1))
+        assert np.array_equal(member(parts.labels, chosen + 1, len(parts) + 1), np.isin(parts.labels, chosen + 1))
 
 
 def test_dilate_by_a_square():

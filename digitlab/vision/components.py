@@ -1,7 +1,8 @@
 """Connected components and dilation of a mask, by OpenCV.
 
 `label` gives the 8-connected pieces of a mask with their areas and boxes (one call to
-``cv2.connectedComponentsWithStats``); `dilate` grows a mask or a grey image by a square.
+``cv2.connectedComponentsWithStats``); `dilate` grows a mask or a grey image by a square; `member`
+tells which labels are among some.
 """
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ class Components:
 
     def __len__(self) -> int:
         return len(self.area)
+
+    def mask(self, chosen) -> np.ndarray:
+        """Boolean H x W: the pixels of the ``chosen`` components (0-based indices)."""
+        return member(self.labels, np.asarray(chosen, np.int64) + 1, len(self) + 1)
+
+
+def member(values: np.ndarray, chosen, size: int) -> np.ndarray:
+    """Which ``values`` (integers 0..size-1) are among ``chosen``: `np.isin` by a lookup table, which
+    for labels is several times faster than its sorting."""
+    table = np.zeros(size, bool)
+    table[np.asarray(chosen, np.int64)] = True
+    return table[values]
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:

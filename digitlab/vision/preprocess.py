@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from ..errors import ImageError
-from .components import Components, dilate, label
+from .components import Components, dilate, label, member
 from .load import WORK_SIDE, read_grey
 
 SIDE = 28  # MNIST's image side
@@ -443,8 +443,7 @@ def _crop(ink: Ink, chosen: list[int]) -> tuple[np.ndarray, tuple[int, int, int,
     boxes = ink.parts.box[chosen]
     top, left = boxes[:, 0].min(), boxes[:, 1].min()
     bottom, right = boxes[:, 2].max(), boxes[:, 3].max()
-    labels = ink.parts.labels[top:bottom, left:right]
-    keep = labels == chosen[0] + 1 if len(chosen) == 1 else np.isin(labels, np.asarray(chosen) + 1)
+    keep = member(ink.parts.labels[top:bottom, left:right], np.asarray(chosen) + 1, len(ink.parts) + 1)
     crop = ink.soft(top, left, bottom, right) * keep
     # Trimmed to the ink: the parts' boxes are known to a dilation's width near the image's edge.
     x, y, w, h = cv2.boundingRect((crop > 0).view(np.uint8))
@@ -478,7 +477,7 @@ def fit_mnist(ink: np.ndarray, stroke: float | None = None) -> np.ndarray:
         # A stroke narrower than a fine pixel is a faint trace after area-averaging: restore its
         # full strength (its typical trace to 1) before widening it by a disk of radius `grow`.
         trace = fine[fine > 0.02]
-        fine = np.clip(fine / max(_quantile(trace, 0.9) if trace.size else 1.0, 1e-3), 0.0, 1.0)
+        fine = np.clip(fine / max(quantile(trace, 0.9) if trace.size else 1.0, 1e-3), 0.0, 1.0)
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
         fine = cv2.dilate(cv2.copyMakeBorder(fine, grow, grow, grow, grow, cv2.BORDER_CONSTANT, value=0), disk)
     small = _to_uint8(_reduce(fine, SUPER))  # quantised first: the centre below is the output's
@@ -495,14 +494,15 @@ def fit_mnist(ink: np.ndarray, stroke: float | None = None) -> np.ndarray:
     return out
 
 
-def _quantile(values: np.ndarray, q: float) -> float:
+def quantile(values: np.ndarray, q: float) -> float:
     """The ``q`` quantile (0..1) of a flat array, interpolated between the two values around it
     (`np.quantile`'s default, without the overhead that dominates for a few thousand values)."""
     position = q * (values.size - 1)
     below = int(position)
     above = min(below + 1, values.size - 1)
     ordered = np.partition(values, [below, above])
-    return float(ordered[below]) + (position - below) * (float(ordered[above]) - float(ordered[below]))
+    low, high, t = float(ordered[below]), float(ordered[above]), position - below
+    return high - (high - low) * (1 - t) if t >= 0.5 else low + (high - low) * t  # NumPy's way
 
 
 def _resize_longest(ink: np.ndarray, side: int) -> np.ndarray:

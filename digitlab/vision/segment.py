@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ImageError
-from .components import dilate, label
-from .preprocess import SIDE, find_ink, fit_mnist
+from .components import dilate, label, member
+from .preprocess import SIDE, find_ink, fit_mnist, quantile
 
 MAX_DIGITS = 64  # digits read from one image at most (`segment`'s ``max_digits``)
 _MARKS_PER_DIGIT = 4  # a digit is at most this many separate marks (a 4 in two strokes, a 5's flag, a pen skip)
@@ -98,7 +98,7 @@ class _Line:
         area = ink.parts.area
         self.kept = [i for i in range(len(area)) if area[i] >= _SPECK_RATIO * area.max()]
         labels = ink.parts.labels
-        mask = np.isin(labels, np.asarray(self.kept) + 1) & (ink.strength > 0.05)
+        mask = ink.parts.mask(self.kept) & (ink.strength > 0.05)
         self.rows, self.cols = np.nonzero(mask)
         self.part = labels[self.rows, self.cols] - 1
         self.weight = ink.strength[self.rows, self.cols]
@@ -111,7 +111,7 @@ class _Line:
         np.minimum.at(self.lo, self.part, self.sheared)
         np.maximum.at(self.hi, self.part, self.sheared + 1)
         heights = np.array([self._column_height([i]) for i in self.kept])
-        self.height = float(np.median(heights[heights >= 0.5 * heights.max()]))
+        self.height = _median(heights[heights >= 0.5 * heights.max()])
 
     def _shear(self, rows, cols) -> np.ndarray:
         return cols - np.round(self.shear * (rows - self.middle)).astype(np.int64)
@@ -132,7 +132,7 @@ class _Line:
         """How tall some parts' ink is: the 90th percentile, over deslanted columns, of the rows
         the ink spans. About one digit's height for one digit or for a run of touching digits,
         whose bounding box is taller by their ups and downs."""
-        inside = np.isin(self.part, parts)
+        inside = member(self.part, parts, len(self.ink.parts))
         columns = self.sheared[inside] - self.sheared[inside].min()
         rows = self.rows[inside]
         top = np.full(columns.max() + 1, np.iinfo(np.int64).max)
@@ -140,7 +140,7 @@ class _Line:
         np.minimum.at(top, columns, rows)
         np.maximum.at(bottom, columns, rows)
         spans = (bottom - top + 1)[bottom >= 0]
-        return float(np.percentile(spans, 90))
+        return quantile(spans, 0.9)
 
     def _extent(self, parts) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) of some parts: rows in the image, columns deslanted."""
@@ -153,13 +153,13 @@ class _Line:
         groups = self._attach_fragments(groups)
         # Measured again on whole digits: a 5's separate flag adds to the 5's height.
         heights = np.array([self._column_height(g) for g in groups])
-        self.height = float(np.median(heights[heights >= 0.5 * heights.max()]))
+        self.height = _median(heights[heights >= 0.5 * heights.max()])
         extents = [self._extent(g) for g in groups]
         widths = np.array([e[3] - e[1] for e in extents], dtype=float)
         typical, wide = _DIGIT_ASPECT * self.height, _WIDE_ALONE * self.height
         single = widths[(widths >= 0.45 * self.height) & (widths <= 1.1 * self.height)]  # not 1s
         if single.size >= 2:  # the line shows how wide this hand writes
-            typical = float(np.median(single))
+            typical = _median(single)
             wide = _WIDE * typical
         out = []
         for g, e, w in zip(groups, extents, widths):
@@ -216,7 +216,7 @@ class _Line:
         dynamic programming, minimising the strokes cut through plus a penalty for digits much
         wider or narrower than ``typical``. Returns ranges of deslanted columns."""
         _, left, _, right = extent
-        inside = np.isin(self.part, parts)
+        inside = member(self.part, parts, len(self.ink.parts))
         profile = np.bincount(self.sheared[inside] - left, weights=self.weight[inside], minlength=right - left)
         n = len(profile)
         cut_cost = profile / max(self.ink.stroke, 1.0)  # about how many strokes a cut here crosses
@@ -225,24 +225,31 @@ class _Line:
         np.minimum.at(top, self.sheared[inside] - left, self.rows[inside])
         np.maximum.at(bottom, self.sheared[inside] - left, self.rows[inside])
         least, most = max(2, int(0.15 * self.height)), max(3, int(2.0 * typical))
+        # The costs of a digit that do not depend on the cuts before it, for every width and start:
+        width = np.arange(most + 1) / typical
+        shape_cost = _TOO_WIDE * np.maximum(width - _BROAD, 0) ** 2 + _TOO_NARROW * np.maximum(_NARROW - width, 0) ** 2
+        cut = np.where(np.arange(n) > 0, cut_cost, 0.0)
+        # A piece whose ink spans less than half the line's height is a bit of a digit (a bar, an
+        # arc), not a digit: short[end, w] for the piece of columns end-w..end-1, its highest and
+        # lowest ink found by widening every piece one column to the left at a time.
+        short = np.zeros((n + 1, most + 1), bool)
+        highest, lowest = top.copy(), bottom.copy()  # pieces of width 1, by their end - 1
+        for w in range(1, min(most, n) + 1):
+            if w > 1:
+                np.minimum(highest[1:], top[: n - w + 1], out=highest[1:])
+                np.maximum(lowest[1:], bottom[: n - w + 1], out=lowest[1:])
+                highest, lowest = highest[1:], lowest[1:]
+            short[w:, w] = (lowest - highest + 1) < _SHORT_PIECE * self.height
+        short_cost = np.where(short, _SHORT_COST, 0.0)
         best = np.full(n + 1, np.inf)
         best[0] = 0.0
         previous = np.zeros(n + 1, dtype=np.int64)
         for end in range(least, n + 1):
-            starts = np.arange(max(0, end - most), end - least + 1)
-            width = (end - starts) / typical
-            shape_cost = (_TOO_WIDE * np.maximum(width - _BROAD, 0) ** 2
-                          + _TOO_NARROW * np.maximum(_NARROW - width, 0) ** 2)
-            cut = np.where(starts > 0, cut_cost[np.minimum(starts, n - 1)], 0.0)
-            # A piece whose ink spans less than half the line's height is a bit of a digit (a bar,
-            # an arc), not a digit: heights of columns starts..end-1 by running min / max.
-            span = slice(starts[0], end)
-            highest = np.minimum.accumulate(top[span][::-1])[::-1][starts - starts[0]]
-            lowest = np.maximum.accumulate(bottom[span][::-1])[::-1][starts - starts[0]]
-            short = (lowest - highest + 1) < _SHORT_PIECE * self.height
-            total = best[starts] + cut + shape_cost + _PER_DIGIT + np.where(short, _SHORT_COST, 0.0)
+            first = max(0, end - most)  # the digit's possible starts: first .. end - least
+            widths = slice(end - first, least - 1, -1)
+            total = best[first : end - least + 1] + cut[first : end - least + 1] + shape_cost[widths] + _PER_DIGIT + short_cost[end, widths]
             i = int(np.argmin(total))
-            best[end], previous[end] = total[i], starts[i]
+            best[end], previous[end] = total[i], first + i
         if not np.isfinite(best[n]):
             return [(left, right)]
         edges, end = [n], n
@@ -272,9 +279,8 @@ class _Line:
         top, left = int(box[:, 0].min()), int(box[:, 1].min())
         bottom, right = int(box[:, 2].max()), int(box[:, 3].max())
         labels = ink.parts.labels[top:bottom, left:right]
-        soft = ink.strength[top:bottom, left:right] * np.isin(labels, np.asarray(parts) + 1)
-        rows, cols = np.mgrid[top:bottom, left:right]
-        sheared = self._shear(rows, cols)
+        soft = ink.strength[top:bottom, left:right] * member(labels, np.asarray(parts) + 1, len(ink.parts) + 1)
+        sheared = self._shear(np.arange(top, bottom)[:, None], np.arange(left, right)[None, :])
         inside = (sheared >= columns[0]) & (sheared < columns[1])
         if not inside.all():
             soft = soft * inside
@@ -286,12 +292,19 @@ class _Line:
                 touches = np.zeros(len(pieces) + 1, bool)
                 touches[np.unique(pieces.labels[edge & mask])] = True
                 sliver = touches[1:] & (pieces.area < 0.15 * pieces.area.max())
-                soft = soft * ~dilate(np.isin(pieces.labels, np.flatnonzero(sliver) + 1), 1)
+                soft = soft * ~dilate(pieces.mask(np.flatnonzero(sliver)), 1)
         rows, cols = np.nonzero(soft > 0.05)
         if rows.size == 0:
             return None, None
         r0, r1, k0, k1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
         return soft[r0:r1, k0:k1], (top + r0, left + k0, top + r1, left + k1)
+
+
+def _median(values: np.ndarray) -> float:
+    """`np.median` of a short array, without the overhead that is most of its cost here."""
+    ordered = np.sort(values)
+    middle = len(ordered) // 2
+    return float(ordered[middle]) if len(ordered) % 2 else (float(ordered[middle - 1]) + float(ordered[middle])) / 2
 
 
 def _box_distance(a, b) -> float:
