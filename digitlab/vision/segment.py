@@ -111,7 +111,7 @@ class _Line:
         np.minimum.at(self.lo, self.part, self.sheared)
         np.maximum.at(self.hi, self.part, self.sheared + 1)
         heights = np.array([self._column_height([i]) for i in self.kept])
-        self.height = _median(heights[heights >= 0.5 * heights.max()])
+        self.height = quantile(heights[heights >= 0.5 * heights.max()], 0.5)
 
     def _shear(self, rows, cols) -> np.ndarray:
         return cols - np.round(self.shear * (rows - self.middle)).astype(np.int64)
@@ -153,13 +153,13 @@ class _Line:
         groups = self._attach_fragments(groups)
         # Measured again on whole digits: a 5's separate flag adds to the 5's height.
         heights = np.array([self._column_height(g) for g in groups])
-        self.height = _median(heights[heights >= 0.5 * heights.max()])
+        self.height = quantile(heights[heights >= 0.5 * heights.max()], 0.5)
         extents = [self._extent(g) for g in groups]
         widths = np.array([e[3] - e[1] for e in extents], dtype=float)
         typical, wide = _DIGIT_ASPECT * self.height, _WIDE_ALONE * self.height
         single = widths[(widths >= 0.45 * self.height) & (widths <= 1.1 * self.height)]  # not 1s
         if single.size >= 2:  # the line shows how wide this hand writes
-            typical = _median(single)
+            typical = quantile(single, 0.5)
             wide = _WIDE * typical
         out = []
         for g, e, w in zip(groups, extents, widths):
@@ -298,13 +298,6 @@ class _Line:
             return None, None
         r0, r1, k0, k1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
         return soft[r0:r1, k0:k1], (top + r0, left + k0, top + r1, left + k1)
-
-
-def _median(values: np.ndarray) -> float:
-    """`np.median` of a short array, without the overhead that is most of its cost here."""
-    ordered = np.sort(values)
-    middle = len(ordered) // 2
-    return float(ordered[middle]) if len(ordered) % 2 else (float(ordered[middle - 1]) + float(ordered[middle])) / 2
 
 
 def _box_distance(a, b) -> float:
