@@ -285,6 +285,16 @@ def test_shadows_do_not_flip_the_polarity():
         assert find_digit(image).polarity == 1  # a ballpoint is darker than the paper, lit or not
 
 
+def test_paper_between_the_blocks_of_an_enlarged_8x8_digit_is_not_taken_for_ink():
+    # Enlarged 8x8 digits leave narrow gaps of white paper between their grey blocks. The test for
+    # thin lines of ink took such gaps for light ink and flipped the polarity of these three.
+    pytest.importorskip("sklearn", reason="the 8x8 digits come with the sklearn extra")
+    images = [image for image, _, _ in make_handwriting_set(185, seed=2024, kinds=("sklearn-8x8",))]
+    for i in (33, 116, 184):
+        assert np.asarray(images[i])[0, 0] == 255  # white paper in the corner: dark ink
+        assert find_digit(images[i]).polarity == 1
+
+
 def test_stray_marks_and_pieces_cut_by_the_edge_are_left_out():
     canvas = np.full((600, 800), 255, np.uint8)
     cv2.line(canvas, (400, 250), (400, 350), 0, 8)  # the digit: a 1, in the middle

@@ -249,13 +249,18 @@ def _thin_line_polarity(grey: np.ndarray, noise: float) -> int | None:
     body are not, so this judges thin writing under uneven light where `_polarity` cannot."""
     half = cv2.pyrDown(grey) if max(grey.shape) > 500 else grey
     floor = 4 * noise + 8
-    dark = np.count_nonzero(cv2.morphologyEx(half, cv2.MORPH_BLACKHAT, _SQUARE5) > floor)
-    light = np.count_nonzero(cv2.morphologyEx(half, cv2.MORPH_TOPHAT, _SQUARE5) > floor)
+    dark_lines = cv2.morphologyEx(half, cv2.MORPH_BLACKHAT, _SQUARE5) > floor
+    light_lines = cv2.morphologyEx(half, cv2.MORPH_TOPHAT, _SQUARE5) > floor
+    dark, light = np.count_nonzero(dark_lines), np.count_nonzero(light_lines)
     # Lines cover a fair share of the image; the other side's responses (grain, the crevice where
     # two thick strokes meet) are few.
-    if max(dark, light) >= 0.003 * half.size and max(dark, light) >= 4 * min(dark, light):
-        return 1 if dark > light else -1
-    return None
+    if max(dark, light) < 0.003 * half.size or max(dark, light) < 4 * min(dark, light):
+        return None
+    # And lines are ink: darker than most of the image if dark, lighter if light. Narrow gaps of
+    # paper between thick strokes (the blocks of an enlarged 8x8 digit) are lines of the paper's
+    # own level, and say nothing.
+    polarity, lines = (1, dark_lines) if dark > light else (-1, light_lines)
+    return polarity if polarity * (_percentile(half, None, 0.5) - _percentile(half, lines, 0.5)) > 0 else None
 
 
 def _tight_residual(grey: np.ndarray) -> tuple[np.ndarray, int, float]:
@@ -298,9 +303,9 @@ def _group(mask: np.ndarray, join: int) -> Components:
     return Components(labels, 4 * half.area, box)
 
 
-def _percentile(values: np.ndarray, where: np.ndarray, q: float) -> float:
-    """The ``q`` quantile (0..1) of the uint8 ``values`` where ``where`` holds."""
-    hist = cv2.calcHist([values], [0], where.view(np.uint8), [256], [0, 256]).ravel()
+def _percentile(values: np.ndarray, where: np.ndarray | None, q: float) -> float:
+    """The ``q`` quantile (0..1) of the uint8 ``values`` where ``where`` holds (None: everywhere)."""
+    hist = cv2.calcHist([values], [0], None if where is None else where.view(np.uint8), [256], [0, 256]).ravel()
     return float(np.searchsorted(np.cumsum(hist), q * hist.sum()))
 
 
