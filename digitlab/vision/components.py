@@ -30,9 +30,10 @@ class Components:
     def __len__(self) -> int:
         return len(self.area)
 
-    def mask(self, chosen) -> np.ndarray:
-        """Boolean H x W: the pixels of the ``chosen`` components (0-based indices)."""
-        return member(self.labels, np.asarray(chosen, np.int64) + 1, len(self) + 1)
+    def mask(self, chosen, top: int = 0, left: int = 0, bottom: int | None = None, right: int | None = None) -> np.ndarray:
+        """Boolean: the pixels of the ``chosen`` components (0-based indices), in the whole image
+        or in the window ``top:bottom, left:right``."""
+        return member(self.labels[top:bottom, left:right], np.asarray(chosen, np.int64) + 1, len(self) + 1)
 
 
 def member(values: np.ndarray, chosen, size: int) -> np.ndarray:

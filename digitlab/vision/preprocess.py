@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from ..errors import ImageError
-from .components import Components, dilate, label, member
+from .components import Components, dilate, label
 from .load import WORK_SIDE, read_grey
 
 SIDE = 28  # MNIST's image side
@@ -448,8 +448,7 @@ def _crop(ink: Ink, chosen: list[int]) -> tuple[np.ndarray, tuple[int, int, int,
     boxes = ink.parts.box[chosen]
     top, left = boxes[:, 0].min(), boxes[:, 1].min()
     bottom, right = boxes[:, 2].max(), boxes[:, 3].max()
-    keep = member(ink.parts.labels[top:bottom, left:right], np.asarray(chosen) + 1, len(ink.parts) + 1)
-    crop = ink.soft(top, left, bottom, right) * keep
+    crop = ink.soft(top, left, bottom, right) * ink.parts.mask(chosen, top, left, bottom, right)
     # Trimmed to the ink: the parts' boxes are known to a dilation's width near the image's edge.
     x, y, w, h = cv2.boundingRect((crop > 0).view(np.uint8))
     if w == 0:

@@ -113,6 +113,10 @@ class _Line:
         heights = np.array([self._column_height([i]) for i in self.kept])
         self.height = quantile(heights[heights >= 0.5 * heights.max()], 0.5)
 
+    def _of(self, parts) -> np.ndarray:
+        """Which of the ink pixels (``rows``, ``cols``) belong to ``parts``."""
+        return member(self.part, parts, len(self.ink.parts))
+
     def _shear(self, rows, cols) -> np.ndarray:
         return cols - np.round(self.shear * (rows - self.middle)).astype(np.int64)
 
@@ -132,7 +136,7 @@ class _Line:
         """How tall some parts' ink is: the 90th percentile, over deslanted columns, of the rows
         the ink spans. About one digit's height for one digit or for a run of touching digits,
         whose bounding box is taller by their ups and downs."""
-        inside = member(self.part, parts, len(self.ink.parts))
+        inside = self._of(parts)
         columns = self.sheared[inside] - self.sheared[inside].min()
         rows = self.rows[inside]
         top = np.full(columns.max() + 1, np.iinfo(np.int64).max)
@@ -216,7 +220,7 @@ class _Line:
         dynamic programming, minimising the strokes cut through plus a penalty for digits much
         wider or narrower than ``typical``. Returns ranges of deslanted columns."""
         _, left, _, right = extent
-        inside = member(self.part, parts, len(self.ink.parts))
+        inside = self._of(parts)
         profile = np.bincount(self.sheared[inside] - left, weights=self.weight[inside], minlength=right - left)
         n = len(profile)
         cut_cost = profile / max(self.ink.stroke, 1.0)  # about how many strokes a cut here crosses
@@ -278,8 +282,7 @@ class _Line:
         box = ink.parts.box[parts]
         top, left = int(box[:, 0].min()), int(box[:, 1].min())
         bottom, right = int(box[:, 2].max()), int(box[:, 3].max())
-        labels = ink.parts.labels[top:bottom, left:right]
-        soft = ink.strength[top:bottom, left:right] * member(labels, np.asarray(parts) + 1, len(ink.parts) + 1)
+        soft = ink.strength[top:bottom, left:right] * ink.parts.mask(parts, top, left, bottom, right)
         sheared = self._shear(np.arange(top, bottom)[:, None], np.arange(left, right)[None, :])
         inside = (sheared >= columns[0]) & (sheared < columns[1])
         if not inside.all():
