@@ -19,6 +19,7 @@ It is then put on a scene of its kind:
 | ``frame-filling`` | a size-normalised scan, 16x16 or 28x28, the digit stretched to touch the frame on every side (as postal-code digits are), either polarity, grey levels and scanner noise |
 | ``canvas-marks`` | a small digit on a large canvas with stray marks: dots, short scribbles, and now and then part of another digit cut by the canvas edge |
 | ``ballpoint-shadow`` | a thin ballpoint on grey paper under uneven light, with a shadow's edge across the sheet |
+| ``frame-filling-large`` | the same size-normalised scans as ``frame-filling`` at 48-256 px |
 
 Everything is seeded: `make_handwriting_set(n, seed)` gives the same images on every machine, and
 image i of a kind does not depend on how many were asked for.
@@ -33,7 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 KINDS = ("pen-on-paper", "chalk", "photo-jpeg", "large-canvas", "thin-pen", "canvas-rgba", "sklearn-8x8",
-         "frame-filling", "canvas-marks", "ballpoint-shadow")
+         "frame-filling", "canvas-marks", "ballpoint-shadow", "frame-filling-large")
 _SUPER = 4  # strokes are drawn at 4x and area-averaged down
 
 
@@ -494,8 +495,16 @@ def _sklearn_8x8(rng, digit):
 
 
 def _frame_filling(rng, digit):
-    side = 16 if rng.random() < 0.5 else 28
-    height = 6.0 * side  # drawn large, then squeezed into the frame
+    return _filling_the_frame(rng, digit, 16 if rng.random() < 0.5 else 28, oversample=6)
+
+
+def _frame_filling_large(rng, digit):
+    return _filling_the_frame(rng, digit, int(rng.integers(48, 257)), oversample=2)
+
+
+def _filling_the_frame(rng, digit, side: int, oversample: int):
+    """A size-normalised scan ``side`` px square of a digit drawn ``oversample`` times larger."""
+    height = float(oversample * side)  # drawn large, then squeezed into the frame
     alpha = _drawn(rng, digit, height, height * rng.uniform(0.09, 0.16))
     rows, cols = np.nonzero(alpha > 0.05)
     alpha = alpha[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
@@ -574,6 +583,7 @@ _SCENES = {
     "canvas-rgba": _canvas_rgba,
     "sklearn-8x8": _sklearn_8x8,
     "frame-filling": _frame_filling,
+    "frame-filling-large": _frame_filling_large,
     "canvas-marks": _canvas_marks,
     "ballpoint-shadow": _ballpoint_shadow,
 }

@@ -8,9 +8,9 @@ through:
 1. `load.read_grey`: read and check the input, alpha composited, grey, huge images shrunk;
 2. `find_ink`: decide which side is ink (dark on light or light on dark) from the border and the
    balance of light and dark; take the paper's level away, as it varies across the sheet (a
-   morphological closing, which keeps a shadow's edge but not a pen stroke, or for a tight crop
-   one level); threshold with Otsu and hysteresis to find the strokes; group stroke fragments
-   into parts (connected components);
+   morphological closing, which keeps a shadow's edge but not a pen stroke, or for a scan cut
+   around its digit one level); threshold with Otsu and hysteresis to find the strokes; group
+   stroke fragments into parts (connected components);
 3. `find_digit` keeps the largest part and the parts near it (specks, far marks and pieces cut by
    the frame are dropped), and `fit_mnist` fits them: the longer side to 20 px by area-averaging
    (anti-aliasing), strokes much thinner than MNIST's thickened, pasted into 28x28 by the centre
@@ -44,10 +44,12 @@ THIN = 1.4  # strokes thinner than this (in 28x28 pixels) are thickened to MNIST
 BLANK_MESSAGE = "no digit found (the image is blank)"
 DOT_MESSAGE = "no digit found (only a dot: a digit is drawn with at least one stroke)"
 _SMALL = 64  # the polarity and the paper's level are judged on a copy shrunk to about this side
-_TIGHT = 48  # images smaller than this are tight crops (a scan, an 8x8 digit): one paper level
+_TIGHT = 48  # smaller images are tight crops (a scan, an 8x8 digit): one paper level, all ink the digit
 _MIN_CONTRAST = 25  # ink must differ from the paper by this many grey levels ...
 _MIN_SNR = 6.0  # ... and by this many times the paper's noise
 _NOISY = 5.0  # paper noise above this (grey levels) is smoothed before thresholding
+_TWO_LEVELS = 0.94  # a scan cut around its digit: two levels explain this share of its variance ...
+_BEYOND = 0.0005  # ... and at most this share of its pixels lie beyond them
 _KEEP_RATIO = 0.05  # parts smaller than this fraction of the largest are specks
 _BIG_RATIO = 0.3  # ... and parts under this fraction must lie close to the digit to belong to it
 
@@ -141,12 +143,16 @@ def find_ink(image) -> Ink:
     """
     grey, scale = read_grey(image, WORK_SIDE)
     tight = max(grey.shape) < _TIGHT
-    if tight:
-        residual, polarity, noise = _tight_residual(grey)
+    scan = tight  # the paper is one level: a small scan, or a larger one cut around its digit
+    if not tight:
+        small, dark = _shrink(grey)
+        scan = _fills_frame(grey, small, dark)
+    if scan:
+        residual, polarity, noise = _scan_residual(grey)
         hist = _histogram(residual)
         paper = 0.0  # by construction: the paper's median level was taken away
     else:
-        residual, polarity, noise = ink_residual(grey)
+        residual, polarity, noise = ink_residual(grey, small, dark)
         hist = _histogram(residual)
         paper = float(np.searchsorted(np.cumsum(hist), hist.sum() / 2))  # the median pixel is paper
     floor = max(paper + 3.0 * noise, 5.0)
@@ -184,17 +190,51 @@ def find_ink(image) -> Ink:
     spans_frame = tight and (h >= 0.75 * grey.shape[0] or w >= 0.75 * grey.shape[1])
     if max(w, h) < 3 * stroke and not spans_frame:
         raise ImageError(DOT_MESSAGE)
-    if not tight:  # a picture, not a scan: below a tenth of full ink is no ink
+    if not scan:  # a picture, not a scan: below a tenth of full ink is no ink
         floor = max(floor, 0.1 * level)  # (JPEG's ringing around a stroke, a faint halo)
     return Ink(residual, floor, level, parts, stroke, scale, polarity, high)
 
 
-def ink_residual(grey: np.ndarray) -> tuple[np.ndarray, int, float]:
+def _shrink(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A copy of a uint8 grey image shrunk to about `_SMALL` px a side (area-averaged), and its
+    pixels at or below Otsu's threshold (the darker class)."""
+    height, width = grey.shape
+    k = max(1, math.ceil(max(height, width) / _SMALL))
+    small = cv2.resize(grey, (max(1, width // k), max(1, height // k)), interpolation=cv2.INTER_AREA) if k > 1 else grey
+    threshold, _ = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return small, small <= threshold
+
+
+def _fills_frame(grey: np.ndarray, small: np.ndarray, dark: np.ndarray) -> bool:
+    """Whether a picture is a scan cut around its digit, whatever its size (a size-normalised
+    digit at 64 or 128 px, its ink touching the frame): its small copy is two clean levels
+    (Otsu's split explains at least `_TWO_LEVELS` of its variance: no shadow, no gradient), the
+    rarer one runs from edge to edge, and at full size nothing lies beyond them (a page's thin ink
+    under a shadow is darker than the shadow; a scan's ink is one of the two levels)."""
+    rarer = dark if np.count_nonzero(dark) < 0.5 * dark.size else ~dark
+    if not rarer.any():
+        return False
+    _, _, w, h = cv2.boundingRect(rarer.view(np.uint8))
+    if h < small.shape[0] and w < small.shape[1]:
+        return False
+    mean_dark, sd_dark = (v[0, 0] for v in cv2.meanStdDev(small, mask=dark.view(np.uint8)))
+    mean_light, sd_light = (v[0, 0] for v in cv2.meanStdDev(small, mask=(~dark).view(np.uint8)))
+    share = np.count_nonzero(dark) / dark.size
+    within = share * sd_dark**2 + (1 - share) * sd_light**2
+    total = within + share * (1 - share) * (mean_light - mean_dark) ** 2
+    if within > (1 - _TWO_LEVELS) * total:
+        return False
+    reach = 0.5 * (mean_light - mean_dark)
+    beyond = np.count_nonzero(grey < mean_dark - reach) + np.count_nonzero(grey > mean_light + reach)
+    return beyond <= _BEYOND * grey.size
+
+
+def ink_residual(grey: np.ndarray, small: np.ndarray, dark: np.ndarray) -> tuple[np.ndarray, int, float]:
     """Separate ink from paper in a uint8 grey H x W image.
 
     The polarity is judged on a copy shrunk to about `_SMALL` px (`_polarity`).
 
-    The paper's level (`_tight_residual` does tight crops): a morphological closing of the shrunk
+    The paper's level (`_scan_residual` does scans): a morphological closing of the shrunk
     copy (an opening for light ink) with a kernel a third of its side, smoothed and enlarged back:
     it removes strokes, which are narrower than the kernel, and keeps what varies over larger
     distances (lighting gradients, vignetting, a shadow and its edge).
@@ -207,12 +247,8 @@ def ink_residual(grey: np.ndarray) -> tuple[np.ndarray, int, float]:
     residual's noise (`noise_level`).
     """
     height, width = grey.shape
-    k = max(1, math.ceil(max(height, width) / _SMALL))
-    small = cv2.resize(grey, (max(1, width // k), max(1, height // k)), interpolation=cv2.INTER_AREA) if k > 1 else grey
-    threshold, _ = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    dark = small <= threshold
     noise = noise_level(grey)
-    polarity = _thin_line_polarity(grey, noise) or _polarity(small, dark, tight=False)
+    polarity = _thin_line_polarity(grey, noise) or _polarity(small, dark, scan=False)
     size = max(3, min(small.shape) // 3) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
     # Beyond the border the paper is extrapolated (an odd reflection keeps its slope): repeating
@@ -263,13 +299,13 @@ def _thin_line_polarity(grey: np.ndarray, noise: float) -> int | None:
     return polarity if polarity * (_percentile(half, None, 0.5) - _percentile(half, lines, 0.5)) > 0 else None
 
 
-def _tight_residual(grey: np.ndarray) -> tuple[np.ndarray, int, float]:
-    """`ink_residual` for a tight crop (under `_TIGHT` px: a scan, an 8x8 digit), whose paper is
-    one level, and the noise: the spread of the paper's pixels (an edge filter would take a small
-    digit's strokes for noise)."""
+def _scan_residual(grey: np.ndarray) -> tuple[np.ndarray, int, float]:
+    """`ink_residual` for a scan cut around its digit (under `_TIGHT` px, or `_fills_frame`): the
+    paper is one level, the polarity is judged from the frame (`_polarity`), and the noise is the
+    spread of the paper's pixels (an edge filter would take a small digit's strokes for noise)."""
     threshold, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     dark = grey <= threshold
-    polarity = _polarity(grey, dark, tight=True)
+    polarity = _polarity(grey, dark, scan=True)
     paper_pixels = grey[~dark] if polarity == 1 else grey[dark]
     level = _median(paper_pixels)
     noise = 1.4826 * _median(np.abs(paper_pixels.astype(np.int16) - round(level)))
@@ -309,17 +345,19 @@ def _percentile(values: np.ndarray, where: np.ndarray | None, q: float) -> float
     return float(np.searchsorted(np.cumsum(hist), q * hist.sum()))
 
 
-def _polarity(small: np.ndarray, dark: np.ndarray, tight: bool) -> int:
+def _polarity(small: np.ndarray, dark: np.ndarray, scan: bool) -> int:
     """+1 if the ink is darker than the paper, -1 if lighter, judged on a small copy split by
     Otsu's threshold into ``dark`` and light.
 
     Ink is the side with the tail of outliers from the local paper level (a median over a quarter
     of the image: it follows a shadow's edge, and strokes are too thin to move it); paper inside a
-    0 or an 8 is no outlier. In a ``tight`` crop, or when neither tail clearly wins (ink covering
-    much of the image moves the median), the paper is the class that holds most of the image's
-    border; when the border is split evenly (ink touching the frame), the class cut into more
-    pieces; failing that, the class that holds most of the image."""
-    if not tight:
+    0 or an 8 is no outlier. In a ``scan`` cut around its digit, or when neither tail clearly wins
+    (ink covering much of the image moves the median), the paper is the class that holds most of
+    the image's border (a scan's frame: its outermost pixels, which a thick stroke touching the
+    frame covers less than a deeper ring); when the border is split evenly (ink touching the frame
+    all round), the class cut into more pieces; failing that, the class that holds most of the
+    image."""
+    if not scan:
         local = cv2.medianBlur(small, max(3, min(small.shape) // 4) | 1)
         deviation = small.astype(np.int16) - local
         spread = max(1.4826 * _median(np.abs(deviation), mean_of_middle=True), 2.0)
@@ -327,7 +365,7 @@ def _polarity(small: np.ndarray, dark: np.ndarray, tight: bool) -> int:
         lighter = float(np.maximum(deviation - 3 * spread, 0).sum())
         if max(darker, lighter) > 3 * min(darker, lighter):
             return 1 if darker > lighter else -1
-    border = _ring_fraction(dark)
+    border = _ring_fraction(dark, 1 if scan else None)
     if abs(border - 0.5) > 0.15:
         return 1 if border < 0.5 else -1  # the border is mostly paper
     # Ink touching the frame on several sides: the strokes are one piece (or two), and they cut
@@ -394,10 +432,10 @@ def stroke_width(mask: np.ndarray) -> float:
     return 2.0 * area / max(edge, 1)
 
 
-def _ring_fraction(mask: np.ndarray) -> float:
-    """The fraction of the outer border's pixels that are set, the border being about 3% of the
-    shorter side wide (at least 1 px)."""
-    b = max(1, round(0.03 * min(mask.shape)))
+def _ring_fraction(mask: np.ndarray, width: int | None = None) -> float:
+    """The fraction of the outer border's pixels that are set, the border being ``width`` px wide,
+    by default about 3% of the shorter side (at least 1 px)."""
+    b = width or max(1, round(0.03 * min(mask.shape)))
     if min(mask.shape) <= 2 * b:
         return np.count_nonzero(mask) / mask.size
     inner = mask[b:-b, b:-b]
