@@ -8,10 +8,11 @@ a shadow). The peers are in `pipelines.py`. The images are decoded PIL images: t
 pipelines' own, from a decoded picture to 28x28. Then every one of scikit-learn's 1,797 8x8 digits
 through `to_mnist` and the reference; written numbers of 2 to 5 digits, apart and touching
 (`synth.render_number`), through `segment` and the reference extended to numbers (`--numbers N`);
-and `digitlab predict` end to end on a folder of mixed image files (`--files N`).
+MNIST's own 10,000 test digits through both (`--mnist-dir DIR`: a round trip, which should cost
+nothing); and `digitlab predict` end to end on a folder of mixed image files (`--files N`).
 
 Usage: python bench/handwriting.py --model models/cnn-fast-aug.npz [--per-kind 200] [--seed 2024]
-       [--numbers 200] [--files 1000]
+       [--numbers 200] [--mnist-dir DIR] [--files 1000]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pipelines import naive, opencv_reference, opencv_reference_number
 from synth import KINDS, make_handwriting_set, render_number
 
 from digitlab import load_model
-from digitlab.data import load_sklearn_digits
+from digitlab.data import load_mnist, load_sklearn_digits
 from digitlab.vision import segment, to_mnist
 
 PIPELINES = {"naive": naive, "OpenCV reference": opencv_reference, "to_mnist": to_mnist}
@@ -76,6 +77,7 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=200)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--numbers", type=int, default=200, help="written numbers for segment and its peer (0: skip)")
+    parser.add_argument("--mnist-dir", help="a folder with MNIST's files: its test digits through to_mnist and the reference")
     parser.add_argument("--files", type=int, default=1000, help="images for the end-to-end digitlab predict run (0: skip)")
     args = parser.parse_args()
     check_quiet()
@@ -128,6 +130,18 @@ def main() -> None:
 
     if args.numbers:
         print(numbers_table(model, args.numbers, args.seed))
+
+    if args.mnist_dir:
+        test = load_mnist("test", args.mnist_dir, download=False)
+        cells = [f"{np.mean(model.predict(test.images) == test.labels):.2%}"]
+        pictures = [Image.fromarray(im, "L") for im in test.images]
+        for name in ("OpenCV reference", "to_mnist"):
+            out, failed = run(PIPELINES[name], pictures)
+            right = model.predict(out) == test.labels
+            right[failed] = False
+            cells.append(f"{right.mean():.2%} ({len(failed)} refused)")
+        print(f"\nMNIST's 10,000 test digits, as they are: {cells[0]}; through the reference: {cells[1]}; "
+              f"through to_mnist: {cells[2]}.")
 
     if args.files:
         with tempfile.TemporaryDirectory() as folder:
