@@ -48,7 +48,7 @@ _TIGHT = 48  # smaller images are tight crops (a scan, an 8x8 digit): one paper 
 _MIN_CONTRAST = 25  # ink must differ from the paper by this many grey levels ...
 _MIN_SNR = 6.0  # ... and by this many times the paper's noise
 _NOISY = 5.0  # paper noise above this (grey levels) is smoothed before thresholding
-_TWO_LEVELS = 0.94  # a scan cut around its digit: two levels explain this share of its variance ...
+_TWO_LEVELS = 0.94  # a scan cut around its digit: two levels explain this share of its variance,
 _BEYOND = 0.0005  # ... and at most this share of its pixels lie beyond them
 _KEEP_RATIO = 0.05  # parts smaller than this fraction of the largest are specks
 _BIG_RATIO = 0.3  # ... and parts under this fraction must lie close to the digit to belong to it
@@ -147,14 +147,15 @@ def find_ink(image) -> Ink:
     if not tight:
         small, dark = _shrink(grey)
         scan = _fills_frame(grey, small, dark)
-    if scan:
-        residual, polarity, noise = _scan_residual(grey)
-        hist = _histogram(residual)
-        paper = 0.0  # by construction: the paper's median level was taken away
-    else:
-        residual, polarity, noise = ink_residual(grey, small, dark)
-        hist = _histogram(residual)
-        paper = float(np.searchsorted(np.cumsum(hist), hist.sum() / 2))  # the median pixel is paper
+    residual, polarity, noise = _scan_residual(grey) if scan else ink_residual(grey, small, dark)
+    # A noisy picture is averaged 3x3 before thresholding, as the eye does: its strokes are several
+    # pixels wide, and clean images and small scans keep their one-pixel lines. Averaging 9 pixels
+    # divides independent noise by 3, and JPEG's by 2.
+    if not tight and noise > _NOISY:
+        residual, noise = cv2.blur(residual, (3, 3)), noise / 2
+    hist = _histogram(residual)
+    # The paper: a picture's median pixel; a scan's level was taken away, so 0.
+    paper = 0.0 if scan else float(np.searchsorted(np.cumsum(hist), hist.sum() / 2))
     floor = max(paper + 3.0 * noise, 5.0)
     # Hysteresis: strokes are the pixels over the Otsu threshold of the pixels off the paper, plus
     # the weaker pixels near them (the faint parts of a pencil line or a chalk stroke, the grey
@@ -207,22 +208,34 @@ def _shrink(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _fills_frame(grey: np.ndarray, small: np.ndarray, dark: np.ndarray) -> bool:
     """Whether a picture is a scan cut around its digit, whatever its size (a size-normalised
-    digit at 64 or 128 px, its ink touching the frame): its small copy is two clean levels
-    (Otsu's split explains at least `_TWO_LEVELS` of its variance: no shadow, no gradient), the
-    rarer one runs from edge to edge, and at full size nothing lies beyond them (a page's thin ink
-    under a shadow is darker than the shadow; a scan's ink is one of the two levels)."""
+    digit at 64 or 128 px, its ink touching the frame). Three tests, each of which a page under a
+    shadow's straight edge, the picture most like such a scan, mostly fails:
+
+    - the rarer of Otsu's two classes of the small copy runs from edge to edge, and it is strokes,
+      not a region (2 x area / perimeter at most a fifth of the side; a shadow is a region);
+    - away from the edges between them, the two classes explain at least `_TWO_LEVELS` of the
+      variance that is not noise (no gradient; a blurred or noisy scan is still two levels);
+    - at full size, at most `_BEYOND` of the pixels lie beyond the two levels by half the gap
+      between them (a page's thin ink is darker than the shadow; a scan's ink is a level)."""
     rarer = dark if np.count_nonzero(dark) < 0.5 * dark.size else ~dark
     if not rarer.any():
         return False
     _, _, w, h = cv2.boundingRect(rarer.view(np.uint8))
     if h < small.shape[0] and w < small.shape[1]:
         return False
-    mean_dark, sd_dark = (v[0, 0] for v in cv2.meanStdDev(small, mask=dark.view(np.uint8)))
-    mean_light, sd_light = (v[0, 0] for v in cv2.meanStdDev(small, mask=(~dark).view(np.uint8)))
+    if stroke_width(rarer) > 0.2 * min(small.shape):
+        return False
+    inner_dark = cv2.erode(dark.view(np.uint8), _SQUARE3)
+    inner_light = cv2.erode((~dark).view(np.uint8), _SQUARE3)
+    if not inner_dark.any() or not inner_light.any():
+        return False
+    mean_dark, sd_dark = (v[0, 0] for v in cv2.meanStdDev(small, mask=inner_dark))
+    mean_light, sd_light = (v[0, 0] for v in cv2.meanStdDev(small, mask=inner_light))
     share = np.count_nonzero(dark) / dark.size
     within = share * sd_dark**2 + (1 - share) * sd_light**2
     total = within + share * (1 - share) * (mean_light - mean_dark) ** 2
-    if within > (1 - _TWO_LEVELS) * total:
+    noise = noise_level(small) ** 2
+    if within - noise > (1 - _TWO_LEVELS) * (total - noise):
         return False
     reach = 0.5 * (mean_light - mean_dark)
     beyond = np.count_nonzero(grey < mean_dark - reach) + np.count_nonzero(grey > mean_light + reach)
@@ -238,9 +251,6 @@ def ink_residual(grey: np.ndarray, small: np.ndarray, dark: np.ndarray) -> tuple
     copy (an opening for light ink) with a kernel a third of its side, smoothed and enlarged back:
     it removes strokes, which are narrower than the kernel, and keeps what varies over larger
     distances (lighting gradients, vignetting, a shadow and its edge).
-
-    A noisy photo is averaged 3x3 before thresholding, as the eye does: strokes in such photos
-    are several pixels wide, and clean images keep their one-pixel lines.
 
     Returns (residual, polarity, noise): residual uint8 H x W, each pixel's distance from the
     paper towards the ink (about 0 on paper); polarity +1 for dark ink, -1 for light ink; the
@@ -260,10 +270,7 @@ def ink_residual(grey: np.ndarray, small: np.ndarray, dark: np.ndarray) -> tuple
     paper = cv2.morphologyEx(extended, cv2.MORPH_CLOSE if polarity == 1 else cv2.MORPH_OPEN, kernel)
     paper = cv2.blur(paper, (size // 2 | 1, size // 2 | 1))[pad:-pad, pad:-pad]
     paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
-    residual = _towards_ink(grey, paper, polarity)
-    if noise > _NOISY:  # averaging 9 pixels of independent noise divides it by 3; JPEG's, by 2
-        residual, noise = cv2.blur(residual, (3, 3)), noise / 2
-    return residual, polarity, noise
+    return _towards_ink(grey, paper, polarity), polarity, noise
 
 
 def _towards_ink(grey: np.ndarray, paper, polarity: int) -> np.ndarray:
