@@ -59,8 +59,9 @@ def _ms_per_item(pipeline, items) -> float:
     return (time.perf_counter() - start) / len(items) * 1e3
 
 
-def run(pipeline, images):
-    """(28x28 images, indices that failed): a failure (blank, error) is a miss."""
+def score(model, pipeline, images, labels):
+    """(which images the model reads right after the pipeline, indices the pipeline refused): a
+    refusal (blank, error) is a miss."""
     out, failed = [], []
     for i, image in enumerate(images):
         try:
@@ -68,7 +69,9 @@ def run(pipeline, images):
         except Exception:  # noqa: BLE001 - a pipeline that gives up on an image gets it wrong
             out.append(np.zeros((28, 28), np.uint8))
             failed.append(i)
-    return np.stack(out), failed
+    right = model.predict(np.stack(out)) == labels
+    right[failed] = False
+    return right, failed
 
 
 def main() -> None:
@@ -89,10 +92,7 @@ def main() -> None:
     results = {}
     for name, pipeline in PIPELINES.items():
         pipeline(images[0])  # warm up (imports, first allocations)
-        digits, failed = run(pipeline, images)
-        right = model.predict(digits) == labels
-        right[failed] = False
-        results[name] = (right, failed)
+        results[name] = score(model, pipeline, images, labels)
     times = best_times(PIPELINES, {kind: [im for im, k in zip(images, kinds) if k == kind] for kind in KINDS})
     rows = []
     for kind in (*KINDS, None):
@@ -121,9 +121,7 @@ def main() -> None:
     pipelines = {name: PIPELINES[name] for name in ("OpenCV reference", "to_mnist")}
     times = best_times(pipelines, {"digits": small})
     for name, pipeline in pipelines.items():
-        out, failed = run(pipeline, small)
-        right = model.predict(out) == digits.labels
-        right[failed] = False
+        right, failed = score(model, pipeline, small, digits.labels)
         cells.append(f"{right.mean():.1%} ({len(failed)} refused), {times[name]['digits']:.2f} ms")
     print(f"\nscikit-learn's 1,797 8x8 digits (0..255, light ink on black) through the reference: {cells[0]}; "
           f"through to_mnist: {cells[1]}.")
@@ -136,9 +134,7 @@ def main() -> None:
         cells = [f"{np.mean(model.predict(test.images) == test.labels):.2%}"]
         pictures = [Image.fromarray(im, "L") for im in test.images]
         for name in ("OpenCV reference", "to_mnist"):
-            out, failed = run(PIPELINES[name], pictures)
-            right = model.predict(out) == test.labels
-            right[failed] = False
+            right, failed = score(model, PIPELINES[name], pictures, test.labels)
             cells.append(f"{right.mean():.2%} ({len(failed)} refused)")
         print(f"\nMNIST's 10,000 test digits, as they are: {cells[0]}; through the reference: {cells[1]}; "
               f"through to_mnist: {cells[2]}.")

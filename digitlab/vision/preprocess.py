@@ -217,7 +217,8 @@ def _fills_frame(grey: np.ndarray, small: np.ndarray, dark: np.ndarray) -> bool:
       variance that is not noise (no gradient; a blurred or noisy scan is still two levels);
     - at full size, at most `_BEYOND` of the pixels lie beyond the two levels by half the gap
       between them (a page's thin ink is darker than the shadow; a scan's ink is a level)."""
-    rarer = dark if np.count_nonzero(dark) < 0.5 * dark.size else ~dark
+    share = np.count_nonzero(dark) / dark.size  # of the darker class
+    rarer = dark if share < 0.5 else ~dark
     if not rarer.any():
         return False
     _, _, w, h = cv2.boundingRect(rarer.view(np.uint8))
@@ -231,7 +232,6 @@ def _fills_frame(grey: np.ndarray, small: np.ndarray, dark: np.ndarray) -> bool:
         return False
     mean_dark, sd_dark = (v[0, 0] for v in cv2.meanStdDev(small, mask=inner_dark))
     mean_light, sd_light = (v[0, 0] for v in cv2.meanStdDev(small, mask=inner_light))
-    share = np.count_nonzero(dark) / dark.size
     within = share * sd_dark**2 + (1 - share) * sd_light**2
     total = within + share * (1 - share) * (mean_light - mean_dark) ** 2
     noise = noise_level(small) ** 2
