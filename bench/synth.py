@@ -20,6 +20,7 @@ It is then put on a scene of its kind:
 | ``canvas-marks`` | a small digit on a large canvas with stray marks: dots, short scribbles, and now and then part of another digit cut by the canvas edge |
 | ``ballpoint-shadow`` | a thin ballpoint on grey paper under uneven light, with a shadow's edge across the sheet |
 | ``frame-filling-large`` | the same size-normalised scans as ``frame-filling`` at 48-256 px |
+| ``form-box`` | a digit written in a form's printed box (black, grey or a drop-out colour, thin lines), from well inside it to touching or crossing it; sometimes a pencil fainter than the box |
 
 Everything is seeded: `make_handwriting_set(n, seed)` gives the same images on every machine, and
 image i of a kind does not depend on how many were asked for.
@@ -34,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 KINDS = ("pen-on-paper", "chalk", "photo-jpeg", "large-canvas", "thin-pen", "canvas-rgba", "sklearn-8x8",
-         "frame-filling", "canvas-marks", "ballpoint-shadow", "frame-filling-large")
+         "frame-filling", "canvas-marks", "ballpoint-shadow", "frame-filling-large", "form-box")
 _SUPER = 4  # strokes are drawn at 4x and area-averaged down
 
 
@@ -369,13 +370,21 @@ def _drawn(rng, digit, height, width, pressure=0.25):
     return draw_strokes(digit_strokes(digit, rng, height), width, rng, pressure)
 
 
-def _pen_on_paper(rng, digit):
-    shape = _canvas_shape(rng, 56, 360)
-    height = rng.uniform(0.35, 0.75) * shape[0]
-    alpha = _drawn(rng, digit, height, max(1.2, height * rng.uniform(0.06, 0.14)))
+def _pen_written(rng, digit, shape, tallest: float, thickest: float):
+    """A digit written with a pen (`_pen_ink`) on a canvas of ``shape``: up to ``tallest`` of its
+    height tall, its stroke up to ``thickest`` of the digit's height wide. Returns (coverage, ink
+    colour, the digit's height)."""
+    height = rng.uniform(0.35, tallest) * shape[0]
+    alpha = _drawn(rng, digit, height, max(1.2, height * rng.uniform(0.06, thickest)))
     ink, grain = _pen_ink(rng)
     if grain:
         alpha = alpha * _grain(rng, alpha.shape, grain)
+    return alpha, ink, height
+
+
+def _pen_on_paper(rng, digit):
+    shape = _canvas_shape(rng, 56, 360)
+    alpha, ink, height = _pen_written(rng, digit, shape, 0.75, 0.14)
     alpha = _place(alpha, shape, rng)
     shape = alpha.shape
     tone = rng.uniform(0.82, 0.98)
@@ -574,6 +583,30 @@ def _ballpoint_shadow(rng, digit):
     return _to_image(rgb, grey=rng.random() < 0.3)
 
 
+def _form_box(rng, digit):
+    shape = _canvas_shape(rng, 80, 400)
+    alpha, ink, _ = _pen_written(rng, digit, shape, 0.65, 0.13)
+    ah, aw = alpha.shape
+    pad = int(0.4 * max(ah, aw))  # room for the box around the digit
+    alpha = _place(np.pad(alpha, pad), shape, rng)
+    shape = alpha.shape
+    rows, cols = np.nonzero(alpha > 0.05)
+    margin = int(rng.uniform(-0.03, 0.25) * max(np.ptp(rows), np.ptp(cols)))  # below 0: the digit crosses the box
+    line = max(1, int(round(rng.uniform(0.004, 0.012) * max(shape))))
+    top, left = max(0, rows.min() - margin), max(0, cols.min() - margin)
+    bottom, right = min(shape[0], rows.max() + margin + 1), min(shape[1], cols.max() + margin + 1)
+    box = np.zeros(shape, np.float32)
+    box[top:bottom, left:right] = 1.0
+    box[top + line:bottom - line, left + line:right - line] = 0.0
+    colour = [[0.1, 0.1, 0.1], [0.45, 0.45, 0.45], [0.95, 0.5, 0.3], [0.5, 0.65, 0.95]][rng.integers(4)]
+    tint = np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.9, 1.0)])
+    paper = _paper(rng, shape, rng.uniform(0.85, 0.98), tint, light=0.15, texture=rng.uniform(0.005, 0.02),
+                   noise=rng.uniform(0.003, 0.015))
+    page = _composite(_composite(paper, box, colour), alpha, ink)
+    im = _to_image(page, grey=rng.random() < 0.3)
+    return _jpeg(im, rng.uniform(60, 90)) if rng.random() < 0.3 else im
+
+
 _SCENES = {
     "pen-on-paper": _pen_on_paper,
     "chalk": _chalk,
@@ -586,6 +619,7 @@ _SCENES = {
     "frame-filling-large": _frame_filling_large,
     "canvas-marks": _canvas_marks,
     "ballpoint-shadow": _ballpoint_shadow,
+    "form-box": _form_box,
 }
 
 

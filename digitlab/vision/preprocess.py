@@ -10,7 +10,8 @@ through:
    balance of light and dark; take the paper's level away, as it varies across the sheet (a
    morphological closing, which keeps a shadow's edge but not a pen stroke, or for a scan cut
    around its digit one level); threshold with Otsu and hysteresis to find the strokes; group
-   stroke fragments into parts (connected components);
+   stroke fragments into parts (connected components); take out a form's printed box around the
+   digit (four thin straight lines), and threshold again without it;
 3. `find_digit` keeps the largest part and the parts near it (specks, far marks and pieces cut by
    the frame are dropped), and `fit_mnist` fits them: the longer side to 20 px by area-averaging
    (anti-aliasing), strokes much thinner than MNIST's thickened, pasted into 28x28 by the centre
@@ -52,6 +53,9 @@ _TWO_LEVELS = 0.94  # a scan cut around its digit: two levels explain this share
 _BEYOND = 0.0005  # ... and at most this share of its pixels lie beyond them
 _KEEP_RATIO = 0.05  # parts smaller than this fraction of the largest are specks
 _BIG_RATIO = 0.3  # ... and parts under this fraction must lie close to the digit to belong to it
+_FRAME_SIDE = 0.9  # a frame around the digit (a form's box) runs along this share of each side,
+_FRAME_RUN = 0.3  # ... in straight runs at least this share of the side long,
+_FRAME_LINE = 0.05  # ... of lines at most this share of the side thick
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,8 @@ def find_digit(image) -> Found:
 
 
 def find_ink(image) -> Ink:
-    """Find the ink in an image: paper taken away, polarity decided, strokes grouped into parts.
+    """Find the ink in an image: paper taken away, polarity decided, strokes grouped into parts, a
+    form's box around the digit taken out.
 
     Raises `ImageError` (`BLANK_MESSAGE`) when nothing stands out from the paper.
     """
@@ -157,6 +162,20 @@ def find_ink(image) -> Ink:
     # The paper: a picture's median pixel; a scan's level was taken away, so 0.
     paper = 0.0 if scan else float(np.searchsorted(np.cumsum(hist), hist.sum() / 2))
     floor = max(paper + 3.0 * noise, 5.0)
+    residual, high, level, stroke, parts = _strokes(residual, hist, paper, floor, noise, tight)
+    if not scan:  # a picture, not a scan: below a tenth of full ink is no ink
+        floor = max(floor, 0.1 * level)  # (JPEG's ringing around a stroke, a faint halo)
+    return Ink(residual, floor, level, parts, stroke, scale, polarity, high)
+
+
+def _strokes(residual: np.ndarray, hist: np.ndarray, paper: float, floor: float, noise: float,
+             tight: bool, boxes: int = 2) -> tuple[np.ndarray, float, float, float, Components]:
+    """The strokes of a residual (its `_histogram` ``hist``): the pixels surely ink and the
+    fainter ones near them, grouped into parts; frames around the digit (a form's box, a box in a
+    box: at most ``boxes`` times) taken out. Returns (residual, the threshold, the level of full
+    ink, the stroke width, the parts).
+
+    Raises `ImageError` when there is no digit: nothing off the paper, too faint, or only a dot."""
     # Hysteresis: strokes are the pixels over the Otsu threshold of the pixels off the paper, plus
     # the weaker pixels near them (the faint parts of a pencil line or a chalk stroke, the grey
     # stems of an 8x8 digit), no further than a stroke width from strong ink: a faint ruled line
@@ -177,23 +196,111 @@ def find_ink(image) -> Ink:
     else:
         parts = _group(mask, min(max(round(0.5 * stroke), 1), 12))
         parts = Components(parts.labels, np.bincount(parts.labels[mask], minlength=len(parts) + 1)[1:], parts.box)
+        frames = _frames(mask, parts) if boxes and len(parts) else None
+        if frames is not None:
+            # A form's box around the digit is not part of it. Its ink is also taken out of the
+            # threshold: a printed box darker than a pencil digit would put Otsu's threshold
+            # between them. With nothing left inside, the box was the digit (a square 0).
+            without = residual * ~dilate(frames, 1)
+            try:
+                return _strokes(without, _histogram(without), paper, floor, noise, tight, boxes - 1)
+            except ImageError:
+                pass
     if not len(parts):
         raise ImageError(BLANK_MESSAGE)
     main = int(np.argmax(parts.area))
     t, l, b, r = parts.box[main]
     main_ink = mask[t:b, l:r] & (parts.labels[t:b, l:r] == main + 1)
     level = _percentile(residual[t:b, l:r], main_ink, 0.75)
-    if parts.area[main] < max(4.0, 2e-5 * grey.size) or level < _MIN_CONTRAST or level - paper < _MIN_SNR * noise:
+    if parts.area[main] < max(4.0, 2e-5 * residual.size) or level < _MIN_CONTRAST or level - paper < _MIN_SNR * noise:
         raise ImageError(BLANK_MESSAGE)
     _, _, w, h = cv2.boundingRect(main_ink.view(np.uint8))
     # A disk is 2 stroke widths across (its 2 area / perimeter is its radius). But a scan is cut
     # around its digit: a mark across most of its frame is the digit (a thick 1 in an 8x8 scan).
-    spans_frame = tight and (h >= 0.75 * grey.shape[0] or w >= 0.75 * grey.shape[1])
+    spans_frame = tight and (h >= 0.75 * residual.shape[0] or w >= 0.75 * residual.shape[1])
     if max(w, h) < 3 * stroke and not spans_frame:
         raise ImageError(DOT_MESSAGE)
-    if not scan:  # a picture, not a scan: below a tenth of full ink is no ink
-        floor = max(floor, 0.1 * level)  # (JPEG's ringing around a stroke, a faint halo)
-    return Ink(residual, floor, level, parts, stroke, scale, polarity, high)
+    return residual, high, level, stroke, parts
+
+
+def _frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
+    """The pixels of frames, or None: the box of a form's field, printed or ruled by hand around
+    the digit, which the digit may touch or cross. A frame is four thin, straight lines: runs of ink
+    at least `_FRAME_RUN` of the side long, the outermost ones a part has across and down, which
+    cover at least `_FRAME_SIDE` of the sides of the box they make (within 6% of its side, for a
+    box photographed a little askew). A written 0 meets its box at four points only. Only parts at
+    least as tall and as wide as the largest are looked at: a frame holds the digit, or is it."""
+    frames = None
+    box = parts.box
+    size = box[:, 2:] - box[:, :2]
+    for i in np.flatnonzero((size >= size[np.argmax(parts.area)]).all(axis=1)):
+        t, l, b, r = box[i]
+        crop = mask[t:b, l:r].view(np.uint8)
+        # Cheap first: a frame's top and bottom lines are thin runs of rows with ink along at least
+        # half the part's width, over half its height apart; and its sides are such columns.
+        if not (_thin_lines_apart(cv2.reduce(crop, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= 0.5 * (r - l))
+                and _thin_lines_apart(cv2.reduce(crop, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= 0.5 * (b - t))):
+            continue
+        own = (crop & (parts.labels[t:b, l:r] == i + 1)).view(np.uint8)
+        across = cv2.morphologyEx(own, cv2.MORPH_OPEN, np.ones((1, math.ceil(_FRAME_RUN * (r - l))), np.uint8))
+        down = cv2.morphologyEx(own, cv2.MORPH_OPEN, np.ones((math.ceil(_FRAME_RUN * (b - t)), 1), np.uint8))
+        rows, cols = np.flatnonzero(across.any(axis=1)), np.flatnonzero(down.any(axis=0))
+        if not rows.size or not cols.size:
+            continue
+        y, x = rows[0], cols[0]  # the box the lines make (ink may stick out of it)
+        own, across, down = (a[y : rows[-1] + 1, x : cols[-1] + 1].view(bool) for a in (own, across, down))
+        h, w = own.shape
+        band = max(2, math.ceil(0.06 * min(h, w)))
+        if min(h, w) <= 3 * band or not _along_sides(across, down, band):
+            continue
+        # The lines are the outermost run of ink across each side, as thick as the line typically
+        # is (the median run): a stroke that touches or crosses the frame keeps what lies inside
+        # it. They are thin (the straight sides of a blocky, enlarged 8x8 0 are strokes as thick
+        # as the digit's).
+        # Each side as a strip: a row for each point along it, going inwards (top, right, bottom,
+        # left: the image turned a quarter at a time).
+        strips = [np.rot90(own, turn)[:band].T for turn in range(4)]
+        first, end = _first_runs(np.concatenate(strips))
+        depth = np.arange(band)
+        lines, at = np.zeros_like(own), 0
+        for turn, strip in enumerate(strips):
+            f, e = first[at : at + len(strip), None], end[at : at + len(strip), None]
+            at += len(strip)
+            thickness = _median((e - f)[e > f])
+            if thickness > _FRAME_LINE * min(h, w):
+                break
+            np.rot90(lines, turn)[:band] |= ((depth >= f) & (depth < np.minimum(e, f + thickness))).T
+        else:
+            frames = np.zeros_like(mask) if frames is None else frames
+            frames[t + y : t + y + h, l + x : l + x + w] |= lines
+    return frames
+
+
+def _thin_lines_apart(flags: np.ndarray) -> bool:
+    """Whether the first and the last of ``flags`` set are over half its length apart, and each
+    begins a run of flags no longer than a frame's line is thick (`_FRAME_LINE`, at least 2)."""
+    where = np.flatnonzero(flags)
+    if where.size < 2 or where[-1] - where[0] <= 0.5 * len(flags):
+        return False
+    thick = max(2, math.ceil(_FRAME_LINE * len(flags)))
+    return not flags[where[0] : where[0] + thick + 1].all() and not flags[where[-1] - thick : where[-1] + 1].all()
+
+
+def _first_runs(strip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each row's first run of ink starts and ends (exclusive); both 0 in a row without ink."""
+    depth = np.arange(strip.shape[1])
+    first = np.argmax(strip, axis=1)
+    gap = (depth >= first[:, None]) & ~strip
+    end = np.where(gap.any(axis=1), np.argmax(gap, axis=1), strip.shape[1])
+    return first, np.where(strip.any(axis=1), end, 0)
+
+
+def _along_sides(across: np.ndarray, down: np.ndarray, band: int) -> bool:
+    """Whether ``across`` has ink within ``band`` of a box's top and bottom sides along at least
+    `_FRAME_SIDE` of them, and ``down`` of its left and right sides."""
+    sides = (lambda: across[:band].any(axis=0), lambda: across[-band:].any(axis=0),
+             lambda: down[:, :band].any(axis=1), lambda: down[:, -band:].any(axis=1))
+    return all(side().mean() >= _FRAME_SIDE for side in sides)
 
 
 def _shrink(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
