@@ -55,7 +55,7 @@ _KEEP_RATIO = 0.05  # parts smaller than this fraction of the largest are specks
 _BIG_RATIO = 0.3  # ... and parts under this fraction must lie close to the digit to belong to it
 _FRAME_SIDE = 0.9  # a frame around the digit (a form's box) runs along this share of each side,
 _FRAME_RUN = 0.3  # ... in straight runs at least this share of the side long,
-_FRAME_LINE = 0.05  # ... of lines at most this share of the side thick
+_FRAME_LINE = 0.05  # ... of lines at most this share of the longer side thick
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ def _frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
     the digit, which the digit may touch or cross. A frame is four thin, straight lines: runs of ink
     at least `_FRAME_RUN` of the side long, the outermost ones a part has across and down, which
     cover at least `_FRAME_SIDE` of the sides of the box they make (within 6% of its side, for a
-    box photographed a little askew). A written 0 meets its box at four points only. Only parts at
+    box photographed a little askew), and are at most `_FRAME_LINE` of its longer side thick. A written 0 meets its box at four points only. Only parts at
     least as tall and as wide as the largest are looked at: a frame holds the digit, or is it."""
     frames = None
     box = parts.box
@@ -267,7 +267,7 @@ def _frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
             f, e = first[at : at + len(strip), None], end[at : at + len(strip), None]
             at += len(strip)
             thickness = _median((e - f)[e > f])
-            if thickness > _FRAME_LINE * min(h, w):
+            if thickness > _FRAME_LINE * max(h, w):
                 break
             np.rot90(lines, turn)[:band] |= ((depth >= f) & (depth < np.minimum(e, f + thickness))).T
         else:
