@@ -228,8 +228,9 @@ def _frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
     the digit, which the digit may touch or cross. A frame is four thin, straight lines: runs of ink
     at least `_FRAME_RUN` of the side long, the outermost ones a part has across and down, which
     cover at least `_FRAME_SIDE` of the sides of the box they make (within 6% of its side, for a
-    box photographed a little askew), and are at most `_FRAME_LINE` of its longer side thick. A written 0 meets its box at four points only. Only parts at
-    least as tall and as wide as the largest are looked at: a frame holds the digit, or is it."""
+    box photographed a little askew), and are at most `_FRAME_LINE` of its longer side thick. A
+    written 0 meets its box at four points only. Only parts at least as tall and as wide as the
+    largest are looked at: a frame holds the digit, or is it."""
     frames = None
     box = parts.box
     size = box[:, 2:] - box[:, :2]
