@@ -362,6 +362,16 @@ def test_a_box_with_nothing_in_it_is_the_digit():
     assert find_digit(page).box == pytest.approx((57, 37, 144, 164), abs=2)
 
 
+def test_a_1_from_the_top_of_its_box_to_the_bottom_is_not_a_wall():
+    # The walls of a comb of boxes run from the top line to the bottom one; so does a 1 written
+    # in a box that it fills, but it has no ink on either side.
+    page = np.full((240, 200), 235, np.uint8)
+    cv2.rectangle(page, (60, 40), (140, 200), 20, 2)
+    cv2.line(page, (100, 41), (100, 199), 20, 2)
+    left, top, right, bottom = find_digit(page).box
+    assert 97 <= left and right <= 104 and bottom - top >= 150
+
+
 def test_a_dot_is_not_a_digit_but_a_short_stroke_is():
     page = np.full((280, 280), 255, np.uint8)
     cv2.circle(page, (140, 140), 10, 0, -1)  # a single tap of the page's brush
@@ -512,6 +522,23 @@ def test_segment_reads_a_number_in_a_box():
             assert len(digits) == len(text), (text, seed)
             # Where a digit touches the box (seed 2), the line (2 px) and its fringe go with the box.
             assert np.abs(boxes - segment(image, return_boxes=True)[1]).max() <= 5, (text, seed)
+
+
+def test_segment_reads_a_number_in_a_comb_of_boxes():
+    # A postal code's field: a box for each digit, the walls between them shared.
+    for text in NUMBERS:
+        for seed in range(3):
+            image = render_number(text, seed=seed)
+            _, boxes = segment(image, return_boxes=True)
+            page = np.asarray(image).copy()
+            top, bottom = int(boxes[:, 1].min()) - 8, int(boxes[:, 3].max()) + 8
+            walls = [int(boxes[0, 0]) - 8, *((boxes[:-1, 2] + boxes[1:, 0]) // 2), int(boxes[-1, 2]) + 8]
+            cv2.rectangle(page, (walls[0], top), (walls[-1], bottom), 20, 2)
+            for x in walls[1:-1]:
+                cv2.line(page, (int(x), top), (int(x), bottom), 20, 2)
+            digits, found = segment(page, return_boxes=True)
+            assert len(digits) == len(text), (text, seed)
+            assert np.abs(found - boxes).max() <= 5, (text, seed)  # a wall touching a digit: see above
 
 
 def test_segment_touching_digits():

@@ -263,7 +263,7 @@ def _frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
         strips = [np.rot90(own, turn)[:band].T for turn in range(4)]
         first, end = _first_runs(np.concatenate(strips))
         depth = np.arange(band)
-        lines, at = np.zeros_like(own), 0
+        lines, at, thickest = np.zeros_like(own), 0, 0.0
         for turn, strip in enumerate(strips):
             f, e = first[at : at + len(strip), None], end[at : at + len(strip), None]
             at += len(strip)
@@ -271,10 +271,29 @@ def _frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
             if thickness > _FRAME_LINE * max(h, w):
                 break
             np.rot90(lines, turn)[:band] |= ((depth >= f) & (depth < np.minimum(e, f + thickness))).T
+            thickest = max(thickest, thickness)
         else:
+            # A comb of boxes (a postal code's field): the walls between them run from the top
+            # line to the bottom one, and are as thin as the frame's lines. A lone wall with no
+            # ink on one side is a 1 written from the top line to the bottom one.
+            full = np.count_nonzero(down, axis=0) >= _FRAME_SIDE * h
+            walls = [(a, z) for a, z in _thin_runs(full, thickest + 1) if a >= band and z <= w - band]
+            if len(walls) == 1:
+                a, z = walls[0]
+                inside = crop[y : y + h, x : x + w].view(bool) & ~lines
+                if not (inside[:, band : max(band, a - band)].any() and inside[:, z + band : w - band].any()):
+                    walls = []
+            for a, z in walls:
+                lines[:, a:z] |= down[:, a:z]
             frames = np.zeros_like(mask) if frames is None else frames
             frames[t + y : t + y + h, l + x : l + x + w] |= lines
     return frames
+
+
+def _thin_runs(flags: np.ndarray, thickest: float) -> list[tuple[int, int]]:
+    """The runs of set ``flags`` (1-D, boolean) at most ``thickest`` long: (start, stop) each."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], flags, [False]]).view(np.int8)))
+    return [(int(a), int(z)) for a, z in zip(edges[::2], edges[1::2]) if z - a <= thickest]
 
 
 def _thin_lines_apart(flags: np.ndarray) -> bool:
