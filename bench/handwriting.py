@@ -4,10 +4,11 @@
 The set is generated (`synth.make_handwriting_set`, beside this file: freehand pen strokes on
 paper, chalk, phone photos with JPEG artefacts, large canvases, thin pens, transparent canvases,
 scikit-learn's 8x8 digits scaled up, frame-filling scans, canvases with stray marks, ballpoint under
-a shadow). The peers are in `pipelines.py`. The images are decoded PIL images: the times are the
-pipelines' own, from a decoded picture to 28x28. Then every one of scikit-learn's 1,797 8x8 digits
-through `to_mnist` and the reference; written numbers of 2 to 5 digits, apart and touching
-(`synth.render_number`), through `segment` and the reference extended to numbers (`--numbers N`);
+a shadow, digits in a form's box). The peers are in `pipelines.py`. The images are decoded PIL
+images: the times are the pipelines' own, from a decoded picture to 28x28. Then every one of
+scikit-learn's 1,797 8x8 digits through `to_mnist` and the reference; written numbers of 2 to 5
+digits, apart, touching and in a comb of boxes (`synth.render_number`), through `segment` and the
+reference extended to numbers (`--numbers N`);
 MNIST's own 10,000 test digits through both (`--mnist-dir DIR`: a round trip, which should cost
 nothing); and `digitlab predict` end to end on a folder of mixed image files (`--files N`).
 
@@ -79,7 +80,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--per-kind", type=int, default=200)
     parser.add_argument("--seed", type=int, default=2024)
-    parser.add_argument("--numbers", type=int, default=200, help="written numbers for segment and its peer (0: skip)")
+    parser.add_argument("--numbers", type=int, default=200, help="written numbers apart and touching for segment and its peer, and half as many in boxes (0: skip)")
     parser.add_argument("--mnist-dir", help="a folder with MNIST's files: its test digits through to_mnist and the reference")
     parser.add_argument("--files", type=int, default=1000, help="images for the end-to-end digitlab predict run (0: skip)")
     args = parser.parse_args()
@@ -156,14 +157,18 @@ def main() -> None:
 
 
 def numbers_table(model, count: int, seed: int) -> str:
-    """`segment` against the reference extended to numbers: numbers read right, ms per number."""
+    """`segment` against the reference extended to numbers: numbers read right, ms per number.
+    ``count`` numbers apart and touching in turn, and half as many more apart in a comb of boxes."""
     rng = np.random.default_rng(seed)
     numbers = []
-    for i in range(count):
+    for i in range(count + count // 2):
         text = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(2, 6))))
-        numbers.append((render_number(text, touching=bool(i % 2), seed=seed + i), text, bool(i % 2)))
+        group = "in boxes" if i >= count else "touching" if i % 2 else "apart"
+        image = render_number(text, touching=group == "touching", seed=seed + i, boxes=group == "in boxes")
+        numbers.append((image, text, group))
+    count = len(numbers)
     pipelines = {"OpenCV reference": opencv_reference_number, "segment": segment}
-    touching = np.array([t for _, _, t in numbers])
+    kind = np.array([g for _, _, g in numbers])
     digits = np.array([len(text) for _, text, _ in numbers])
     read = {}
     for name, pipeline in pipelines.items():
@@ -175,7 +180,7 @@ def numbers_table(model, count: int, seed: int) -> str:
                 found = np.zeros((0, 28, 28), np.uint8)
             answers.append(len(found) > 0 and "".join(str(d) for d in model.predict(found)) == text)
         read[name] = np.array(answers)
-    groups = {"apart": ~touching, "touching": touching}
+    groups = {g: kind == g for g in ("apart", "touching", "in boxes")}
     times = best_times(pipelines, {g: [im for (im, _, _), m in zip(numbers, mask) if m] for g, mask in groups.items()})
     rows = []
     for group, mask in (*groups.items(), (None, np.ones(count, bool))):
@@ -186,7 +191,7 @@ def numbers_table(model, count: int, seed: int) -> str:
             cells.append(f"{read[name][mask].mean():.1%}, {total / mask.sum():.2f} ms ({total / digits[mask].sum():.2f} a digit)")
         rows.append(cells)
     return (f"\nWritten numbers of 2 to 5 digits ({digits.sum():,} digits; `synth.render_number`, seeds {seed}..{seed + count - 1}), "
-            "apart and touching. Each cell: numbers read right (every digit, no digit more or less), ms per number "
+            "apart, touching, and apart in a comb of boxes (a postal code's field). Each cell: numbers read right (every digit, no digit more or less), ms per number "
             f"(and per digit; the best of {REPEATS} passes, the two taking turns).\n\n" + table(["numbers", *pipelines], rows))
 
 if __name__ == "__main__":

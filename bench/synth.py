@@ -641,15 +641,19 @@ def make_handwriting_set(n_per_kind: int = 100, seed: int = 0, kinds=KINDS) -> l
 
 
 def render_number(text: str, touching: bool = False, seed: int = 0,
-                  styles: dict[str, str] | None = None, height: int = 60) -> Image.Image:
+                  styles: dict[str, str] | None = None, height: int = 60, boxes: bool = False) -> Image.Image:
     """A written number, e.g. ``render_number("2026")``: one writer's digits ``height`` px tall
     left to right on light paper, as a greyscale PIL image.
 
     ``touching``: each digit is pushed left until its ink overlaps its neighbour's by a quarter of
     a stroke (at least 1 px) where they come closest; otherwise digits are separated by a gap of
     0.3-0.6 digit heights. ``styles`` maps a
-    character to a style of `STYLES` (e.g. ``{"5": "broken"}``).
+    character to a style of `STYLES` (e.g. ``{"5": "broken"}``). ``boxes``: the digits (apart)
+    are written in a comb of printed boxes, one for each (a postal code's field), the walls
+    halfway between them.
     """
+    if boxes and touching:
+        raise ValueError("render_number writes digits in boxes apart, not touching")
     rng = np.random.default_rng(seed)
     slant = rng.normal(0.15, 0.1)
     width = max(1.5, height * rng.uniform(0.08, 0.12))
@@ -664,14 +668,25 @@ def render_number(text: str, touching: bool = False, seed: int = 0,
     rows = max(d.shape[0] for d in digits) + 2 * margin
     canvas = np.zeros((rows, sum(d.shape[1] for d in digits) + 2 * margin + len(digits) * height), np.float32)
     x = margin
+    spans = []  # each digit's columns
     for d in digits:
         top = margin + int(rng.integers(0, rows - 2 * margin - d.shape[0] + 1))
         if x > margin:
             x = _next_x(canvas, d, top, x, touching, width, rng, height)
         region = canvas[top:top + d.shape[0], x:x + d.shape[1]]
         np.maximum(region, d, out=region)
+        spans.append((x, x + d.shape[1]))
         x += d.shape[1]
     canvas = canvas[:, : x + margin]
+    if boxes:
+        ink_rows = np.flatnonzero(canvas.max(axis=1) > 0.05)
+        top, bottom = ink_rows[0] - margin // 3, ink_rows[-1] + margin // 3
+        walls = [spans[0][0] - margin // 3, *((a[1] + b[0]) // 2 for a, b in zip(spans, spans[1:])), spans[-1][1] + margin // 3]
+        line = max(1, round(height / 30))
+        canvas[top:top + line, walls[0]:walls[-1] + line] = 1.0
+        canvas[bottom:bottom + line, walls[0]:walls[-1] + line] = 1.0
+        for wall in walls:
+            canvas[top:bottom + line, wall:wall + line] = 1.0
     paper = _paper(rng, canvas.shape, rng.uniform(0.85, 0.97), [1, 1, 1], light=0.1, texture=0.01, noise=0.01)
     return _to_image(_composite(paper, canvas, [0.1, 0.1, 0.15]), grey=True)
 

@@ -42,3 +42,12 @@ def test_touching_numbers_touch():
     apart = label(np.asarray(render_number("2026", seed=4)) < 128)
     touching = label(np.asarray(render_number("2026", touching=True, seed=4)) < 128)
     assert len(apart) >= 4 and len(touching) < len(apart)
+
+
+def test_numbers_in_boxes_have_a_box_for_each_digit():
+    ink = np.asarray(render_number("2026", seed=4, boxes=True)) < 128
+    rows = np.flatnonzero(ink.any(axis=1))
+    walls = np.count_nonzero(ink[rows[0]:rows[-1] + 1], axis=0) >= 0.95 * (rows[-1] - rows[0] + 1)
+    assert np.count_nonzero(np.diff(walls.astype(np.int8)) == 1) == 5  # two sides, three walls
+    with pytest.raises(ValueError, match="apart"):
+        render_number("2026", touching=True, boxes=True)
