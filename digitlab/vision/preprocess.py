@@ -11,7 +11,8 @@ through:
    morphological closing, which keeps a shadow's edge but not a pen stroke, or for a scan cut
    around its digit one level); threshold with Otsu and hysteresis to find the strokes; group
    stroke fragments into parts (connected components); take out a form's printed box around the
-   digit (four thin straight lines), and threshold again without it;
+   digit, or a comb of boxes around a number (thin straight lines), and threshold again without
+   it;
 3. `find_digit` keeps the largest part and the parts near it (specks, far marks and pieces cut by
    the frame are dropped), and `fit_mnist` fits them: the longer side to 20 px by area-averaging
    (anti-aliasing), strokes much thinner than MNIST's thickened, pasted into 28x28 by the centre
@@ -225,69 +226,80 @@ def _strokes(residual: np.ndarray, hist: np.ndarray, paper: float, floor: float,
 
 def _frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
     """The pixels of frames, or None: the box of a form's field, printed or ruled by hand around
-    the digit, which the digit may touch or cross. A frame is four thin, straight lines: runs of ink
-    at least `_FRAME_RUN` of the side long, the outermost ones a part has across and down, which
-    cover at least `_FRAME_SIDE` of the sides of the box they make (within 6% of its side, for a
-    box photographed a little askew), and are at most `_FRAME_LINE` of its longer side thick. A
-    written 0 meets its box at four points only. Only parts at least as tall and as wide as the
-    largest are looked at: a frame holds the digit, or is it."""
+    the digit, which the digit may touch or cross (`_frame_lines`). Only parts at least as tall
+    and as wide as the largest are looked at: a frame holds the digit, or is it."""
     frames = None
     box = parts.box
     size = box[:, 2:] - box[:, :2]
     for i in np.flatnonzero((size >= size[np.argmax(parts.area)]).all(axis=1)):
         t, l, b, r = box[i]
-        crop = mask[t:b, l:r].view(np.uint8)
+        crop = mask[t:b, l:r]
         # Cheap first: a frame's top and bottom lines are thin runs of rows with ink along at least
         # half the part's width, over half its height apart; and its sides are such columns.
-        if not (_thin_lines_apart(cv2.reduce(crop, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= 0.5 * (r - l))
-                and _thin_lines_apart(cv2.reduce(crop, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= 0.5 * (b - t))):
+        ink = crop.view(np.uint8)
+        if not (_thin_lines_apart(cv2.reduce(ink, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= 0.5 * (r - l))
+                and _thin_lines_apart(cv2.reduce(ink, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= 0.5 * (b - t))):
             continue
-        own = (crop & (parts.labels[t:b, l:r] == i + 1)).view(np.uint8)
-        across = cv2.morphologyEx(own, cv2.MORPH_OPEN, np.ones((1, math.ceil(_FRAME_RUN * (r - l))), np.uint8))
-        down = cv2.morphologyEx(own, cv2.MORPH_OPEN, np.ones((math.ceil(_FRAME_RUN * (b - t)), 1), np.uint8))
-        rows, cols = np.flatnonzero(across.any(axis=1)), np.flatnonzero(down.any(axis=0))
-        if not rows.size or not cols.size:
-            continue
-        y, x = rows[0], cols[0]  # the box the lines make (ink may stick out of it)
-        own, across, down = (a[y : rows[-1] + 1, x : cols[-1] + 1].view(bool) for a in (own, across, down))
-        h, w = own.shape
-        band = max(2, math.ceil(0.06 * min(h, w)))
-        if min(h, w) <= 3 * band or not _along_sides(across, down, band):
-            continue
-        # The lines are the outermost run of ink across each side, as thick as the line typically
-        # is (the median run): a stroke that touches or crosses the frame keeps what lies inside
-        # it. They are thin (the straight sides of a blocky, enlarged 8x8 0 are strokes as thick
-        # as the digit's).
-        # Each side as a strip: a row for each point along it, going inwards (top, right, bottom,
-        # left: the image turned a quarter at a time).
-        strips = [np.rot90(own, turn)[:band].T for turn in range(4)]
-        first, end = _first_runs(np.concatenate(strips))
-        depth = np.arange(band)
-        lines, at, thickest = np.zeros_like(own), 0, 0.0
-        for turn, strip in enumerate(strips):
-            f, e = first[at : at + len(strip), None], end[at : at + len(strip), None]
-            at += len(strip)
-            thickness = _median((e - f)[e > f])
-            if thickness > _FRAME_LINE * max(h, w):
-                break
-            np.rot90(lines, turn)[:band] |= ((depth >= f) & (depth < np.minimum(e, f + thickness))).T
-            thickest = max(thickest, thickness)
-        else:
-            # A comb of boxes (a postal code's field): the walls between them run from the top
-            # line to the bottom one, and are as thin as the frame's lines. A lone wall with no
-            # ink on one side is a 1 written from the top line to the bottom one.
-            full = np.count_nonzero(down, axis=0) >= _FRAME_SIDE * h
-            walls = [(a, z) for a, z in _thin_runs(full, thickest + 1) if a >= band and z <= w - band]
-            if len(walls) == 1:
-                a, z = walls[0]
-                inside = crop[y : y + h, x : x + w].view(bool) & ~lines
-                if not (inside[:, band : max(band, a - band)].any() and inside[:, z + band : w - band].any()):
-                    walls = []
-            for a, z in walls:
-                lines[:, a:z] |= down[:, a:z]
+        lines = _frame_lines(crop & (parts.labels[t:b, l:r] == i + 1), crop)
+        if lines is not None:
             frames = np.zeros_like(mask) if frames is None else frames
-            frames[t + y : t + y + h, l + x : l + x + w] |= lines
+            frames[t:b, l:r] |= lines
     return frames
+
+
+def _frame_lines(own: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
+    """A frame's lines among a part's pixels ``own`` (all the ``ink`` in the part's box: the
+    digit inside), or None if the part is not a frame.
+
+    A frame is four thin, straight lines: runs of ink at least `_FRAME_RUN` of the side long, the
+    outermost ones the part has across and down, which cover at least `_FRAME_SIDE` of the sides
+    of the box they make (within 6% of its side, for a box photographed a little askew), and are
+    at most `_FRAME_LINE` of its longer side thick. A written 0 meets its box at four points only.
+    Ink may stick out of the box."""
+    height, width = own.shape
+    across = cv2.morphologyEx(own.view(np.uint8), cv2.MORPH_OPEN, np.ones((1, math.ceil(_FRAME_RUN * width)), np.uint8))
+    down = cv2.morphologyEx(own.view(np.uint8), cv2.MORPH_OPEN, np.ones((math.ceil(_FRAME_RUN * height), 1), np.uint8))
+    rows, cols = np.flatnonzero(across.any(axis=1)), np.flatnonzero(down.any(axis=0))
+    if not rows.size or not cols.size:
+        return None
+    inner = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # the box the lines make
+    own, across, down = own[inner], across[inner].view(bool), down[inner].view(bool)
+    h, w = own.shape
+    band = max(2, math.ceil(0.06 * min(h, w)))
+    if min(h, w) <= 3 * band or not _along_sides(across, down, band):
+        return None
+    # The lines are the outermost run of ink across each side, as thick as the line typically is
+    # (the median run): a stroke that touches or crosses the frame keeps what lies inside it. They
+    # are thin (the straight sides of a blocky, enlarged 8x8 0 are strokes as thick as the
+    # digit's). Each side is a strip: a row for each point along it, going inwards (top, right,
+    # bottom, left: the image turned a quarter at a time).
+    strips = [np.rot90(own, turn)[:band].T for turn in range(4)]
+    first, end = _first_runs(np.concatenate(strips))
+    depth = np.arange(band)
+    lines, at, thickest = np.zeros_like(own), 0, 0.0
+    for turn, strip in enumerate(strips):
+        f, e = first[at : at + len(strip), None], end[at : at + len(strip), None]
+        at += len(strip)
+        thickness = _median((e - f)[e > f])
+        if thickness > _FRAME_LINE * max(h, w):
+            return None
+        np.rot90(lines, turn)[:band] |= ((depth >= f) & (depth < np.minimum(e, f + thickness))).T
+        thickest = max(thickest, thickness)
+    # A comb of boxes (a postal code's field): the walls between them run from the top line to
+    # the bottom one, and are as thin as the frame's lines. A lone wall with no ink on one side is
+    # a 1 written from the top line to the bottom one.
+    full = np.count_nonzero(down, axis=0) >= _FRAME_SIDE * h
+    walls = [(a, z) for a, z in _thin_runs(full, thickest + 1) if a >= band and z <= w - band]
+    if len(walls) == 1:
+        a, z = walls[0]
+        inside = ink[inner] & ~lines
+        if not (inside[:, band : max(band, a - band)].any() and inside[:, z + band : w - band].any()):
+            walls = []
+    for a, z in walls:
+        lines[:, a:z] |= down[:, a:z]
+    out = np.zeros((height, width), bool)
+    out[inner] = lines
+    return out
 
 
 def _thin_runs(flags: np.ndarray, thickest: float) -> list[tuple[int, int]]:
