@@ -18,7 +18,6 @@ from digitlab import load_model
 from digitlab.batch import predict_rows, predict_to_file
 from digitlab.batch.sources import Source
 from digitlab.cli import main
-from digitlab.errors import DigitlabError
 
 pytest.importorskip("distributed", reason="the batch extra (pip install 'digitlab[batch]') is not installed")
 from digitlab.batch.dask import DaskRunner, local_cluster, predict_dask  # noqa: E402 - after the skip
@@ -122,42 +121,6 @@ def test_a_worker_killed_mid_run_costs_only_its_partitions(client, inputs, model
     assert max(runs.values()) >= 2, (killed, runs)  # a partition of the dead worker ran again
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it
     assert set(client.run(os.getpid).values()) != set(pids.values())
-
-
-def test_a_partition_dask_reports_cancelled_is_run_again(client, inputs, model_file, tmp_path, monkeypatch):
-    """When a worker dies just as its partition ends, the scheduler can forget the result and
-    report the future cancelled ("already forgotten"). The partition is submitted again, and the
-    output still holds every input once; a partition lost every time stops the run."""
-    from distributed.client import FutureCancelledError
-
-    import digitlab.batch.dask as runner_module
-
-    given, names, errors = inputs
-    plain = list(predict_rows(model_file, given))
-    result, lost = runner_module._result, Counter()
-
-    def forgotten(times):
-        def result_or_lost(future, index, sources):
-            if index == 2 and lost[index] < times:
-                lost[index] += 1
-                raise FutureCancelledError(future.key, reason="already forgotten")
-            return result(future, index, sources)
-        return result_or_lost
-
-    monkeypatch.setattr(runner_module, "_result", forgotten(1))
-    out = tmp_path / "preds.csv"
-    predict_to_file(model_file, given, out, partition_size=30, runner=DaskRunner(client))
-    assert lost[2] == 1
-    check_rows(read_output(out), names, errors, plain)
-    lost.clear()  # in order, as predict_rows gives them
-    ordered = [row._asdict() for row in predict_rows(model_file, given, partition_size=30, runner=DaskRunner(client))]
-    assert lost[2] == 1
-    check_rows(ordered, names, errors, plain)
-
-    lost.clear()
-    monkeypatch.setattr(runner_module, "_result", forgotten(99))
-    with pytest.raises(DigitlabError, match="partition 2 .* was lost 3 times"):
-        predict_to_file(model_file, given, tmp_path / "again.csv", partition_size=30, runner=DaskRunner(client))
 
 
 def test_finished_partitions_are_not_kept(client, model_file, tmp_path, monkeypatch):

@@ -25,9 +25,8 @@ thread while it predicts.
 Exactly once: a task whose worker dies is run again elsewhere by Dask; its result reaches the
 client once, as its future's result, and the client writes its part atomically under the
 partition's index. A part written before the death and written again holds the same rows. A
-partition whose result Dask loses and reports cancelled (a worker dying just as it finishes) is
-submitted again, twice at most. A partition that kills `distributed.scheduler.allowed-failures`
-workers (3) stops the run with an error; the parts written are kept for ``--resume``.
+partition that kills `distributed.scheduler.allowed-failures` workers (3) stops the run with an
+error; the parts written are kept for ``--resume``.
 """
 
 from __future__ import annotations
@@ -36,8 +35,7 @@ import contextlib
 import logging
 import os
 import uuid
-from collections import Counter, deque
-from concurrent.futures import CancelledError
+from collections import deque
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -132,39 +130,23 @@ class DaskRunner:
         finished: dict[int, tuple] = {}  # done, waiting for an earlier one (``ordered``)
         queue = as_completed()
 
-        attempts: Counter = Counter()  # partition index -> tasks submitted for it
-
-        def submit(index: int, sources: list[Source]) -> None:
-            attempts[index] += 1
-            suffix = "" if attempts[index] == 1 else f"-again-{attempts[index]}"
-            future = client.submit(predict_partition, shared, sources, job, priority=-index,
-                                   key=f"digitlab-partition-{token}-{index}{suffix}")
-            running[future] = index, sources
-            queue.add(future)
-
         def fill() -> None:
             while len(running) + len(finished) < window:
                 item = next(parts, None)
                 if item is None:
                     return
-                submit(*item)
-                order.append(item[0])
+                index, sources = item
+                future = client.submit(predict_partition, shared, sources, job, priority=-index,
+                                       key=f"digitlab-partition-{token}-{index}")
+                running[future] = item
+                order.append(index)
+                queue.add(future)
 
         try:
             fill()
             for future in queue:
                 index, sources = running.pop(future)
-                try:
-                    part = _result(future, index, sources)
-                except CancelledError:
-                    # Not by us: when a worker dies just as its partition ends, the scheduler
-                    # can forget the result and report it cancelled. Run it again (exactly once
-                    # holds: its part is written when a result comes).
-                    if attempts[index] > _RESUBMITS:
-                        raise DigitlabError(f"partition {index} (from {sources[0]}) was lost {attempts[index]} times; "
-                                            "the parts written are kept, and --resume continues") from None
-                    submit(index, sources)
-                    continue
+                part = _result(future, index, sources)
                 future.release()
                 if not ordered:
                     yield index, sources, part
@@ -178,9 +160,6 @@ class DaskRunner:
             if running:
                 client.cancel(list(running))
             shared.release()
-
-
-_RESUBMITS = 2  # a partition Dask reports cancelled (its result lost) is run again this many times
 
 
 def _result(future, index: int, sources: list[Source]):
