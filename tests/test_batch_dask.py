@@ -123,6 +123,19 @@ def test_a_worker_killed_mid_run_costs_only_its_partitions(client, inputs, model
     assert set(client.run(os.getpid).values()) != set(pids.values())
 
 
+def test_runs_one_after_another_with_the_same_model(client, inputs, model_file, tmp_path):
+    """Each run scatters the model to the workers and releases it at its end. Scattered under the
+    data's hash, every run's copy had the same key: the release of one run reached the scheduler
+    as the next sent its copy, the key was forgotten, and the next run's partitions were cancelled
+    ("already forgotten")."""
+    given, names, errors = inputs
+    plain = list(predict_rows(model_file, given))
+    for run in range(6):
+        out = tmp_path / f"preds-{run}.csv"
+        predict_to_file(model_file, given, out, partition_size=30, runner=DaskRunner(client))
+        check_rows(read_output(out), names, errors, plain)
+
+
 def test_finished_partitions_are_not_kept(client, model_file, tmp_path, monkeypatch):
     """The client, and the scheduler a local cluster runs in its process, keep no finished
     partition's inputs: memory does not grow with the number of partitions (Dask's logs of recent

@@ -121,7 +121,9 @@ class DaskRunner:
 
     def __call__(self, model, job: Job, parts: Iterable[tuple[int, list[Source]]], ordered: bool = False):
         client = self.client
-        [shared] = client.scatter([model_ref(model)], broadcast=True)
+        # A key of its own, not the data's hash: with the same model, a run just before releases
+        # its copy as this one is sent, and the scheduler would forget the key this run needs.
+        [shared] = client.scatter([model_ref(model)], broadcast=True, hash=False)
         window = self.window or max(4, 2 * sum(client.nthreads().values()))
         token = uuid.uuid4().hex[:12]
         parts = iter(parts)
