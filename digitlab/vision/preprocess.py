@@ -289,7 +289,7 @@ def _frame_lines(own: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
     # the bottom one, and are as thin as the frame's lines. A lone wall with no ink on one side is
     # a 1 written from the top line to the bottom one.
     full = np.count_nonzero(down, axis=0) >= _FRAME_SIDE * h
-    walls = [(a, z) for a, z in _thin_runs(full, thickest + 1) if a >= band and z <= w - band]
+    walls = [(a, z) for a, z in _runs(full) if z - a <= thickest + 1 and a >= band and z <= w - band]
     if len(walls) == 1:
         a, z = walls[0]
         inside = ink[inner] & ~lines
@@ -302,15 +302,16 @@ def _frame_lines(own: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
     return out
 
 
-def _thin_runs(flags: np.ndarray, thickest: float) -> list[tuple[int, int]]:
-    """The runs of set ``flags`` (1-D, boolean) at most ``thickest`` long: (start, stop) each."""
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """The runs of set ``flags`` (1-D, boolean): (start, stop) each, in order."""
     edges = np.flatnonzero(np.diff(np.concatenate([[False], flags, [False]]).view(np.int8)))
-    return [(int(a), int(z)) for a, z in zip(edges[::2], edges[1::2]) if z - a <= thickest]
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def _thin_lines_apart(flags: np.ndarray) -> bool:
     """Whether the first and the last of ``flags`` set are over half its length apart, and each
-    begins a run of flags no longer than a frame's line is thick (`_FRAME_LINE`, at least 2)."""
+    begins a run of flags no longer than a frame's line is thick (`_FRAME_LINE`, at least 2). On
+    every picture: by slices, not `_runs`, which takes twice as long."""
     where = np.flatnonzero(flags)
     if where.size < 2 or where[-1] - where[0] <= 0.5 * len(flags):
         return False
