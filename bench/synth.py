@@ -21,6 +21,7 @@ It is then put on a scene of its kind:
 | ``ballpoint-shadow`` | a thin ballpoint on grey paper under uneven light, with a shadow's edge across the sheet |
 | ``frame-filling-large`` | the same size-normalised scans as ``frame-filling`` at 48-256 px |
 | ``form-box`` | a digit written in a form's printed box (black, grey or a drop-out colour, thin lines), from well inside it to touching or crossing it; sometimes a pencil fainter than the box |
+| ``form-askew`` | the same, the sheet photographed turned 1-5 degrees either way |
 
 Everything is seeded: `make_handwriting_set(n, seed)` gives the same images on every machine, and
 image i of a kind does not depend on how many were asked for.
@@ -35,7 +36,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 KINDS = ("pen-on-paper", "chalk", "photo-jpeg", "large-canvas", "thin-pen", "canvas-rgba", "sklearn-8x8",
-         "frame-filling", "canvas-marks", "ballpoint-shadow", "frame-filling-large", "form-box")
+         "frame-filling", "canvas-marks", "ballpoint-shadow", "frame-filling-large", "form-box", "form-askew")
 _SUPER = 4  # strokes are drawn at 4x and area-averaged down
 
 
@@ -583,7 +584,7 @@ def _ballpoint_shadow(rng, digit):
     return _to_image(rgb, grey=rng.random() < 0.3)
 
 
-def _form_box(rng, digit):
+def _form_box(rng, digit, askew: bool = False):
     shape = _canvas_shape(rng, 80, 400)
     alpha, ink, _ = _pen_written(rng, digit, shape, 0.65, 0.13)
     ah, aw = alpha.shape
@@ -604,6 +605,10 @@ def _form_box(rng, digit):
                    noise=rng.uniform(0.003, 0.015))
     page = _composite(_composite(paper, box, colour), alpha, ink)
     im = _to_image(page, grey=rng.random() < 0.3)
+    if askew:  # the sheet photographed turned 1-5 degrees either way; the corners show more paper
+        edge = np.concatenate([page[0], page[-1], page[:, 0], page[:, -1]])
+        im = im.rotate(rng.choice([-1, 1]) * rng.uniform(1, 5), Image.BICUBIC,
+                       fillcolor=tuple(int(v * 255 + 0.5) for v in np.median(edge, axis=0))[: len(im.getbands())])
     return _jpeg(im, rng.uniform(60, 90)) if rng.random() < 0.3 else im
 
 
@@ -620,6 +625,7 @@ _SCENES = {
     "canvas-marks": _canvas_marks,
     "ballpoint-shadow": _ballpoint_shadow,
     "form-box": _form_box,
+    "form-askew": lambda rng, digit: _form_box(rng, digit, askew=True),
 }
 
 
