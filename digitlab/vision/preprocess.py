@@ -11,8 +11,8 @@ through:
    morphological closing, which keeps a shadow's edge but not a pen stroke, or for a scan cut
    around its digit one level); threshold with Otsu and hysteresis to find the strokes; group
    stroke fragments into parts (connected components); take out a form's printed box around the
-   digit, or a comb of boxes around a number (thin straight lines), and threshold again without
-   it;
+   digit, or a comb of boxes around a number (thin straight lines, upright or a few degrees
+   askew), and threshold again without it;
 3. `find_digit` keeps the largest part and the parts near it (specks, far marks and pieces cut by
    the frame are dropped), and `fit_mnist` fits them: the longer side to 20 px by area-averaging
    (anti-aliasing), strokes much thinner than MNIST's thickened, pasted into 28x28 by the centre
@@ -57,6 +57,7 @@ _BIG_RATIO = 0.3  # ... and parts under this fraction must lie close to the digi
 _FRAME_SIDE = 0.9  # a frame around the digit (a form's box) runs along this share of each side,
 _FRAME_RUN = 0.3  # ... in straight runs at least this share of the side long,
 _FRAME_LINE = 0.05  # ... of lines at most this share of the longer side thick
+_ASKEW = (0.25, 6.0)  # a frame turned this many degrees (at least, at most) is turned upright first
 
 
 @dataclass(frozen=True)
@@ -226,25 +227,72 @@ def _strokes(residual: np.ndarray, hist: np.ndarray, paper: float, floor: float,
 
 def _frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
     """The pixels of frames, or None: the box of a form's field, printed or ruled by hand around
-    the digit, which the digit may touch or cross (`_frame_lines`). Only parts at least as tall
-    and as wide as the largest are looked at: a frame holds the digit, or is it."""
+    the digit, which the digit may touch or cross (`_frame_lines`), upright or photographed a few
+    degrees askew. Only parts at least as tall and as wide as the largest are looked at: a frame
+    holds the digit, or is it."""
     frames = None
     box = parts.box
     size = box[:, 2:] - box[:, :2]
     for i in np.flatnonzero((size >= size[np.argmax(parts.area)]).all(axis=1)):
         t, l, b, r = box[i]
         crop = mask[t:b, l:r]
-        # Cheap first: a frame's top and bottom lines are thin runs of rows with ink along at least
-        # half the part's width, over half its height apart; and its sides are such columns.
-        ink = crop.view(np.uint8)
-        if not (_thin_lines_apart(cv2.reduce(ink, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= 0.5 * (r - l))
-                and _thin_lines_apart(cv2.reduce(ink, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= 0.5 * (b - t))):
+        lined = _lines_around(crop)
+        if not (lined or _corners_inked(crop)):
             continue
-        lines = _frame_lines(crop & (parts.labels[t:b, l:r] == i + 1), crop)
+        own = crop & (parts.labels[t:b, l:r] == i + 1)
+        angle = _tilt(own) if _corners_inked(own) else 0.0
+        lines = _frame_lines_askew(own, crop, angle) if _ASKEW[0] <= abs(angle) <= _ASKEW[1] else None
+        if lines is None and lined:
+            lines = _frame_lines(own, crop)
         if lines is not None:
             frames = np.zeros_like(mask) if frames is None else frames
             frames[t:b, l:r] |= lines
     return frames
+
+
+def _frame_lines_askew(own: np.ndarray, ink: np.ndarray, angle: float) -> np.ndarray | None:
+    """`_frame_lines` of a part turned ``angle`` degrees: the part is turned upright, its lines
+    found, and turned back: the part's pixels that any of the turned lines' pixels touches."""
+    height, width = own.shape
+    turn = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, 1.0)
+    upright = [cv2.warpAffine(m.view(np.uint8), turn, (width, height), flags=cv2.INTER_NEAREST).view(bool) for m in (own, ink)]
+    lines = _frame_lines(*upright) if _lines_around(upright[1]) else None
+    if lines is None:
+        return None
+    back = cv2.warpAffine(lines.view(np.uint8) * np.uint8(255), turn, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    return (back > 0) & own
+
+
+def _lines_around(crop: np.ndarray) -> bool:
+    """Cheap first: whether a part's box may be a frame. A frame's top and bottom lines are thin
+    runs of rows with ink along at least half the part's width, over half its height apart; and
+    its sides are such columns."""
+    ink = crop.view(np.uint8)
+    height, width = crop.shape
+    return (_thin_lines_apart(cv2.reduce(ink, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= 0.5 * width)
+            and _thin_lines_apart(cv2.reduce(ink, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= 0.5 * height))
+
+
+def _corners_inked(mask: np.ndarray) -> bool:
+    """Whether a part's box has ink near each of its corners, as a frame turned up to `_ASKEW`
+    degrees has: each of its corners is within an eighth of the longer side of one of the box's."""
+    c = max(mask.shape) // 8 + 2
+    return bool(mask[:c, :c].any() and mask[:c, -c:].any() and mask[-c:, :c].any() and mask[-c:, -c:].any())
+
+
+def _tilt(own: np.ndarray) -> float:
+    """How far (degrees, counter-clockwise) a part's outline is turned from upright: the median
+    slope of its outermost ink seen from each of its four sides. A digit sticking out of one side
+    is outvoted."""
+    slopes = []
+    for ink, sign in ((own, 1), (own.T, -1)):  # the top and bottom sides, then the left and right
+        where = np.flatnonzero(ink.any(axis=0))
+        half = len(where) // 2
+        run = where[half : 2 * half] - where[:half]
+        for first in (np.argmax(ink[:, where], axis=0), -np.argmax(ink[::-1, where], axis=0)):
+            slopes.append(sign * (first[half : 2 * half] - first[:half]) / run)
+    slopes = np.concatenate(slopes)
+    return math.degrees(math.atan(quantile(slopes, 0.5))) if slopes.size else 0.0
 
 
 def _frame_lines(own: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
@@ -257,8 +305,8 @@ def _frame_lines(own: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
     at most `_FRAME_LINE` of its longer side thick. A written 0 meets its box at four points only.
     Ink may stick out of the box."""
     height, width = own.shape
-    across = cv2.morphologyEx(own.view(np.uint8), cv2.MORPH_OPEN, np.ones((1, math.ceil(_FRAME_RUN * width)), np.uint8))
-    down = cv2.morphologyEx(own.view(np.uint8), cv2.MORPH_OPEN, np.ones((math.ceil(_FRAME_RUN * height), 1), np.uint8))
+    across = _straight(own, (1, math.ceil(_FRAME_RUN * width)))
+    down = _straight(own, (math.ceil(_FRAME_RUN * height), 1))
     rows, cols = np.flatnonzero(across.any(axis=1)), np.flatnonzero(down.any(axis=0))
     if not rows.size or not cols.size:
         return None
@@ -286,10 +334,11 @@ def _frame_lines(own: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
         np.rot90(lines, turn)[:band] |= ((depth >= f) & (depth < np.minimum(e, f + thickness))).T
         thickest = max(thickest, thickness)
     # A comb of boxes (a postal code's field): the walls between them run from the top line to
-    # the bottom one, and are as thin as the frame's lines. A lone wall with no ink on one side is
-    # a 1 written from the top line to the bottom one.
-    full = np.count_nonzero(down, axis=0) >= _FRAME_SIDE * h
-    walls = [(a, z) for a, z in _runs(full) if z - a <= thickest + 1 and a >= band and z <= w - band]
+    # the bottom one (counted a column either side: a wall turned upright steps aside), and are as
+    # thin as the frame's lines. A lone wall with no ink on one side is a 1 written from the top
+    # line to the bottom one.
+    full = np.count_nonzero(cv2.dilate(down.view(np.uint8), np.ones((1, 3), np.uint8)), axis=0) >= _FRAME_SIDE * h
+    walls = [(a, z) for a, z in _runs(full) if z - a <= thickest + 3 and a >= band and z <= w - band]
     if len(walls) == 1:
         a, z = walls[0]
         inside = ink[inner] & ~lines
@@ -300,6 +349,15 @@ def _frame_lines(own: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
     out = np.zeros((height, width), bool)
     out[inner] = lines
     return out
+
+
+def _straight(own: np.ndarray, run: tuple[int, int]) -> np.ndarray:
+    """The pixels of ``own`` on straight lines at least ``run`` (rows, columns: a row or a column)
+    long, the line allowed to step a pixel aside as often as it likes (a line a little askew).
+    As uint8, 0 or 1."""
+    ink = own.view(np.uint8)
+    aside = np.ones((3, 1) if run[0] == 1 else (1, 3), np.uint8)
+    return cv2.morphologyEx(cv2.dilate(ink, aside), cv2.MORPH_OPEN, np.ones(run, np.uint8)) & ink
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
