@@ -57,7 +57,7 @@ _BIG_RATIO = 0.3  # ... and parts under this fraction must lie close to the digi
 _FRAME_SIDE = 0.9  # a frame around the digit (a form's box) runs along this share of each side,
 _FRAME_RUN = 0.3  # ... in straight runs at least this share of the side long,
 _FRAME_LINE = 0.05  # ... of lines at most this share of the longer side thick
-_ASKEW = (0.25, 6.0)  # a frame turned this many degrees (at least, at most) is turned upright first
+_ASKEW = (0.25, 6.0)  # a frame turned up to 6 degrees is turned upright (if it passes as upright, from 0.25)
 
 
 @dataclass(frozen=True)
@@ -240,8 +240,11 @@ def _frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
         if not (lined or _corners_inked(crop)):
             continue
         own = crop & (parts.labels[t:b, l:r] == i + 1)
-        angle = _tilt(own) if _corners_inked(own) else 0.0
-        lines = _frame_lines_askew(own, crop, angle) if _ASKEW[0] <= abs(angle) <= _ASKEW[1] else None
+        lines = None
+        if _corners_inked(own):  # a box askew, turned upright; or one whose lines step aside
+            angle = _tilt(own)
+            if abs(angle) <= _ASKEW[1] and not (lined and abs(angle) < _ASKEW[0]):
+                lines = _frame_lines_askew(own, crop, angle)
         if lines is None and lined:
             lines = _frame_lines(own, crop)
         if lines is not None:
@@ -256,7 +259,7 @@ def _frame_lines_askew(own: np.ndarray, ink: np.ndarray, angle: float) -> np.nda
     height, width = own.shape
     turn = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, 1.0)
     upright = [cv2.warpAffine(m.view(np.uint8), turn, (width, height), flags=cv2.INTER_NEAREST).view(bool) for m in (own, ink)]
-    lines = _frame_lines(*upright) if _lines_around(upright[1]) else None
+    lines = _frame_lines(*upright, aside=1) if _lines_around(upright[1]) else None
     if lines is None:
         return None
     back = cv2.warpAffine(lines.view(np.uint8) * np.uint8(255), turn, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
@@ -295,7 +298,7 @@ def _tilt(own: np.ndarray) -> float:
     return math.degrees(math.atan(quantile(slopes, 0.5))) if slopes.size else 0.0
 
 
-def _frame_lines(own: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
+def _frame_lines(own: np.ndarray, ink: np.ndarray, aside: int = 0) -> np.ndarray | None:
     """A frame's lines among a part's pixels ``own`` (all the ``ink`` in the part's box: the
     digit inside), or None if the part is not a frame.
 
@@ -305,8 +308,8 @@ def _frame_lines(own: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
     at most `_FRAME_LINE` of its longer side thick. A written 0 meets its box at four points only.
     Ink may stick out of the box."""
     height, width = own.shape
-    across = _straight(own, (1, math.ceil(_FRAME_RUN * width)))
-    down = _straight(own, (math.ceil(_FRAME_RUN * height), 1))
+    across = _straight(own, (1, math.ceil(_FRAME_RUN * width)), aside)
+    down = _straight(own, (math.ceil(_FRAME_RUN * height), 1), aside)
     rows, cols = np.flatnonzero(across.any(axis=1)), np.flatnonzero(down.any(axis=0))
     if not rows.size or not cols.size:
         return None
@@ -334,11 +337,11 @@ def _frame_lines(own: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
         np.rot90(lines, turn)[:band] |= ((depth >= f) & (depth < np.minimum(e, f + thickness))).T
         thickest = max(thickest, thickness)
     # A comb of boxes (a postal code's field): the walls between them run from the top line to
-    # the bottom one (counted a column either side: a wall turned upright steps aside), and are as
+    # the bottom one (counted ``aside`` columns either side for walls that step aside), and are as
     # thin as the frame's lines. A lone wall with no ink on one side is a 1 written from the top
     # line to the bottom one.
-    full = np.count_nonzero(cv2.dilate(down.view(np.uint8), np.ones((1, 3), np.uint8)), axis=0) >= _FRAME_SIDE * h
-    walls = [(a, z) for a, z in _runs(full) if z - a <= thickest + 3 and a >= band and z <= w - band]
+    full = np.count_nonzero(cv2.dilate(down.view(np.uint8), np.ones((1, 2 * aside + 1), np.uint8)), axis=0) >= _FRAME_SIDE * h
+    walls = [(a, z) for a, z in _runs(full) if z - a <= thickest + 1 + 2 * aside and a >= band and z <= w - band]
     if len(walls) == 1:
         a, z = walls[0]
         inside = ink[inner] & ~lines
@@ -351,13 +354,13 @@ def _frame_lines(own: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
     return out
 
 
-def _straight(own: np.ndarray, run: tuple[int, int]) -> np.ndarray:
+def _straight(own: np.ndarray, run: tuple[int, int], aside: int = 0) -> np.ndarray:
     """The pixels of ``own`` on straight lines at least ``run`` (rows, columns: a row or a column)
-    long, the line allowed to step a pixel aside as often as it likes (a line a little askew).
-    As uint8, 0 or 1."""
+    long, the line allowed to step ``aside`` pixels aside as often as it likes (a line a little
+    askew). As uint8, 0 or 1."""
     ink = own.view(np.uint8)
-    aside = np.ones((3, 1) if run[0] == 1 else (1, 3), np.uint8)
-    return cv2.morphologyEx(cv2.dilate(ink, aside), cv2.MORPH_OPEN, np.ones(run, np.uint8)) & ink
+    steps = np.ones((2 * aside + 1, 1) if run[0] == 1 else (1, 2 * aside + 1), np.uint8)
+    return cv2.morphologyEx(cv2.dilate(ink, steps), cv2.MORPH_OPEN, np.ones(run, np.uint8)) & ink
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
