@@ -647,7 +647,8 @@ def make_handwriting_set(n_per_kind: int = 100, seed: int = 0, kinds=KINDS) -> l
 
 
 def render_number(text: str, touching: bool = False, seed: int = 0,
-                  styles: dict[str, str] | None = None, height: int = 60, boxes: bool = False) -> Image.Image:
+                  styles: dict[str, str] | None = None, height: int = 60, boxes: bool = False,
+                  degrees: float = 0.0) -> Image.Image:
     """A written number, e.g. ``render_number("2026")``: one writer's digits ``height`` px tall
     left to right on light paper, as a greyscale PIL image.
 
@@ -656,7 +657,8 @@ def render_number(text: str, touching: bool = False, seed: int = 0,
     0.3-0.6 digit heights. ``styles`` maps a
     character to a style of `STYLES` (e.g. ``{"5": "broken"}``). ``boxes``: the digits (apart)
     are written in a comb of printed boxes, one for each (a postal code's field), the walls
-    halfway between them.
+    halfway between them. ``degrees``: the page photographed turned this much counter-clockwise
+    (the image grows to hold it; the corners show more paper).
     """
     if boxes and touching:
         raise ValueError("render_number writes digits in boxes apart, not touching")
@@ -694,7 +696,12 @@ def render_number(text: str, touching: bool = False, seed: int = 0,
         for wall in walls:
             canvas[top:bottom + line, wall:wall + line] = 1.0
     paper = _paper(rng, canvas.shape, rng.uniform(0.85, 0.97), [1, 1, 1], light=0.1, texture=0.01, noise=0.01)
-    return _to_image(_composite(paper, canvas, [0.1, 0.1, 0.15]), grey=True)
+    page = _to_image(_composite(paper, canvas, [0.1, 0.1, 0.15]), grey=True)
+    if not degrees:
+        return page
+    grey = np.asarray(page)
+    edge = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    return page.rotate(degrees, Image.BICUBIC, expand=True, fillcolor=int(np.median(edge)))
 
 
 def _next_x(canvas, d, top, x, touching, width, rng, height) -> int:

@@ -51,3 +51,15 @@ def test_numbers_in_boxes_have_a_box_for_each_digit():
     assert np.count_nonzero(np.diff(walls.astype(np.int8)) == 1) == 5  # two sides, three walls
     with pytest.raises(ValueError, match="apart"):
         render_number("2026", touching=True, boxes=True)
+
+
+def test_a_number_photographed_askew_is_turned():
+    upright = np.asarray(render_number("2026", seed=4, boxes=True)) < 128
+    askew = np.asarray(render_number("2026", seed=4, boxes=True, degrees=4)) < 128
+    assert askew.shape[0] > upright.shape[0] and askew.shape[1] > upright.shape[1]
+    assert np.count_nonzero(askew) == pytest.approx(np.count_nonzero(upright), rel=0.05)
+
+    def longest_row(ink):  # of the comb's width
+        cols = np.flatnonzero(ink.any(axis=0))
+        return np.count_nonzero(ink, axis=1).max() / (cols[-1] - cols[0] + 1)
+    assert longest_row(upright) > 0.95 and longest_row(askew) < 0.5  # its lines no longer run along a row
