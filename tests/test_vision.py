@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from digitlab.errors import DigitlabError, ImageError
 from digitlab import load_model
-from digitlab.vision import find_digit, load, segment, to_mnist
+from digitlab.vision import find_digit, load, read, segment, to_mnist
 from digitlab.vision.components import dilate, label, member
 from digitlab.vision.preprocess import quantile, stroke_width
 from synth import make_handwriting_set, render_number
@@ -581,6 +581,34 @@ def test_segment_touching_digits():
     # come out with the right count. This guards against getting worse.
     right = [len(segment(render_number(t, touching=True, seed=s))) == len(t) for t in NUMBERS for s in range(6)]
     assert sum(right) >= 15
+
+
+def test_segment_asks_the_judge_only_about_touching_digits():
+    asked = []
+
+    def judge(pieces):
+        assert pieces.dtype == np.uint8 and pieces.shape[1:] == (28, 28)
+        asked.append(len(pieces))
+        return np.full(len(pieces), 0.5)
+
+    assert len(segment(render_number("2026", seed=1), judge=judge)) == 4
+    assert not asked  # nothing to cut: no pieces fitted, no time spent
+    assert len(segment(render_number("2026", touching=True, seed=1), judge=judge)) >= 2
+    assert len(asked) >= 1 and asked[0] >= 2  # every possible piece of a touching run, in one batch
+
+
+def test_read_cuts_touching_digits_where_the_model_reads_the_pieces(mnist_model):
+    """With a model, `read` cuts touching digits so that each piece reads as a digit. Measured
+    with this one-epoch model: 11 of these 24 numbers read right, against 3 with `segment`'s
+    cuts alone; apart, the same as `segment`'s."""
+    model = load_model(mnist_model)
+    touching = [(text, render_number(text, touching=True, seed=seed)) for text in NUMBERS for seed in range(6)]
+    alone = sum("".join(map(str, model.predict(segment(image)))) == text for text, image in touching)
+    judged = sum(read(model, image, number=True).text == text for text, image in touching)
+    assert judged >= alone + 4
+    for text in NUMBERS:
+        image = render_number(text, seed=0)
+        assert read(model, image, number=True).text == "".join(map(str, model.predict(segment(image))))
 
 
 def test_broken_five_stays_one_digit():

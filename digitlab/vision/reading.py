@@ -42,11 +42,15 @@ def read(model, image, number: bool = False, threshold: float = 0.0,
 
     ``model``: anything with ``predict_proba(uint8 N x 28 x 28)`` (a `Sequential`). ``image``: what
     `to_mnist` takes. ``max_digits``: with ``number``, refuse an image holding more digits than
-    this (as `segment`). Raises `digitlab.errors.ImageError` for a bad or blank image, or one with
-    too many digits.
+    this (as `segment`). A number's touching digits are cut where the model reads the pieces best
+    (`segment`'s ``judge``: its top probability). Raises `digitlab.errors.ImageError` for a bad or
+    blank image, or one with too many digits.
     """
     if number:
-        digits, boxes = segment(image, return_boxes=True, max_digits=max_digits)
+        def judge(pieces: np.ndarray) -> np.ndarray:
+            return model.predict_proba(pieces).max(axis=1)
+
+        digits, boxes = segment(image, return_boxes=True, max_digits=max_digits, judge=judge)
         if not len(digits):
             raise ImageError(BLANK_MESSAGE)
     else:

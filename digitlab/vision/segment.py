@@ -11,7 +11,9 @@ neighbouring digits of a slanted hand no longer overlap:
    from every digit;
 4. a part too wide for one digit (digits written touching) is cut where the cuts cross the fewest
    strokes while leaving digits of plausible widths (dynamic programming over the column profile;
-   the number of digits comes out of it).
+   the number of digits comes out of it). Given a ``judge`` (a model's confidence, as `read`
+   gives), the cuts are chosen again among the likeliest places so that the model also reads each
+   piece as a digit.
 
 Each digit is then fitted into MNIST's frame like `to_mnist` does.
 
@@ -46,14 +48,22 @@ _TOO_WIDE, _TOO_NARROW = 10.0, 2.0
 _PER_DIGIT = 1.0
 _SHORT_PIECE, _SHORT_COST = 0.5, 5.0  # ... and a digit less than half the line's height is unlikely
 _SHEARS = np.linspace(-0.5, 0.3, 9)  # slants tried: x - shear * y; forward writing is negative
+# With a judge, a piece also costs _DOUBT times -log(the judge's confidence that it is a digit),
+# and the cuts are chosen among the cheapest dynamic programme's and the _PLACES columns where
+# the fewest strokes are crossed (each the least within a tenth of a typical digit's width).
+_DOUBT = 64.0
+_PLACES = 14
 
 
-def segment(image, return_boxes: bool = False, max_digits: int | None = MAX_DIGITS):
+def segment(image, return_boxes: bool = False, max_digits: int | None = MAX_DIGITS, judge=None):
     """Split an image of a written number into its digits, left to right.
 
     ``image``: anything `to_mnist` takes. Returns a uint8 array N x 28 x 28 of MNIST-like digits;
     with ``return_boxes``, also an int array N x 4 of their boxes (left, top, right, bottom) in the
-    input image's pixels, right and bottom exclusive.
+    input image's pixels, right and bottom exclusive. ``judge``: optional, a function from MNIST-like
+    digits (uint8 K x 28 x 28) to how sure a model is of each (K floats in 0..1, e.g. its top
+    probability); digits written touching are then cut where the model reads the pieces best
+    (`read` passes its model's).
 
     Raises `ImageError` for a bad or blank image, and for one holding more than ``max_digits``
     digits (None: no limit), checked first on the count of marks (more than `_MARKS_PER_DIGIT` per
@@ -67,7 +77,7 @@ def segment(image, return_boxes: bool = False, max_digits: int | None = MAX_DIGI
         marks = int(np.count_nonzero(area >= _SPECK_RATIO * area.max()))  # what `_Line` keeps
         if marks > _MARKS_PER_DIGIT * max_digits:
             raise ImageError(_too_many(max_digits, f"{marks} separate marks"))
-    line = _Line(ink)
+    line = _Line(ink, judge)
     found = line.digits()
     if max_digits is not None and len(found) > max_digits:
         raise ImageError(_too_many(max_digits, f"{len(found)} found"))
@@ -93,8 +103,9 @@ def _too_many(max_digits: int, what: str) -> str:
 class _Line:
     """The parts of one line of writing, measured in the deslanted frame."""
 
-    def __init__(self, ink):
+    def __init__(self, ink, judge=None):
         self.ink = ink
+        self.judge = judge
         area = ink.parts.area
         self.kept = [i for i in range(len(area)) if area[i] >= _SPECK_RATIO * area.max()]
         labels = ink.parts.labels
@@ -218,20 +229,30 @@ class _Line:
     def _split(self, parts, extent, typical: float) -> list[tuple[int, int]]:
         """Cut touching digits apart: choose cuts in the deslanted column profile of their ink by
         dynamic programming, minimising the strokes cut through plus a penalty for digits much
-        wider or narrower than ``typical``. Returns ranges of deslanted columns."""
+        wider or narrower than ``typical``; with a judge, again among the likeliest places, so
+        that the pieces also read as digits. Returns ranges of deslanted columns."""
         _, left, _, right = extent
         inside = self._of(parts)
-        profile = np.bincount(self.sheared[inside] - left, weights=self.weight[inside], minlength=right - left)
+        columns = self.sheared[inside] - left
+        profile = np.bincount(columns, weights=self.weight[inside], minlength=right - left)
         n = len(profile)
         cut_cost = profile / max(self.ink.stroke, 1.0)  # about how many strokes a cut here crosses
         top = np.full(n, np.iinfo(np.int64).max)
         bottom = np.full(n, np.iinfo(np.int64).min)
-        np.minimum.at(top, self.sheared[inside] - left, self.rows[inside])
-        np.maximum.at(bottom, self.sheared[inside] - left, self.rows[inside])
+        np.minimum.at(top, columns, self.rows[inside])
+        np.maximum.at(bottom, columns, self.rows[inside])
         least, most = max(2, int(0.15 * self.height)), max(3, int(2.0 * typical))
+        edges = self._cheapest_cuts(cut_cost, top, bottom, least, most, typical)
+        if self.judge is not None and len(edges) > 2:
+            edges = self._read_cuts(parts, left, edges, cut_cost, top, bottom, least, most, typical)
+        edges = [left + e for e in edges]
+        return list(zip(edges[:-1], edges[1:]))
+
+    def _cheapest_cuts(self, cut_cost, top, bottom, least: int, most: int, typical: float) -> list[int]:
+        """`_split`'s dynamic programme over every column: the cuts (0 and the width included)."""
+        n = len(cut_cost)
         # The costs of a digit that do not depend on the cuts before it, for every width and start:
-        width = np.arange(most + 1) / typical
-        shape_cost = _TOO_WIDE * np.maximum(width - _BROAD, 0) ** 2 + _TOO_NARROW * np.maximum(_NARROW - width, 0) ** 2
+        shape_cost = _shape_cost(np.arange(most + 1) / typical)
         cut = np.where(np.arange(n) > 0, cut_cost, 0.0)
         # A piece whose ink spans less than half the line's height is a bit of a digit (a bar, an
         # arc), not a digit: short[end, w] for the piece of columns end-w..end-1, its highest and
@@ -255,7 +276,7 @@ class _Line:
             i = int(np.argmin(total))
             best[end], previous[end] = total[i], first + i
         if not np.isfinite(best[n]):
-            return [(left, right)]
+            return [0, n]
         edges, end = [n], n
         while end > 0:
             end = int(previous[end])
@@ -271,8 +292,47 @@ class _Line:
                 del edges[i + 1]  # merge with the narrower neighbour: here, the right one
             else:
                 del edges[i]
-        edges = [left + e for e in edges]
-        return list(zip(edges[:-1], edges[1:]))
+        return edges
+
+    def _read_cuts(self, parts, left: int, edges: list[int], cut_cost, top, bottom,
+                   least: int, most: int, typical: float) -> list[int]:
+        """The cuts again, among ``edges`` (`_cheapest_cuts`') and the `_PLACES` columns crossing
+        the fewest strokes, each piece's cost as in `_cheapest_cuts` plus `_DOUBT` times -log of
+        the judge's confidence in it: every possible piece is fitted and judged in one batch."""
+        n = len(cut_cost)
+        reach = max(1, round(0.1 * typical))
+        nearby = np.lib.stride_tricks.sliding_window_view(np.pad(cut_cost, reach, constant_values=np.inf), 2 * reach + 1)
+        lowest = np.flatnonzero(cut_cost <= nearby.min(axis=1))
+        lowest = lowest[lowest > 0]
+        places = sorted({0, n, *edges, *lowest[np.argsort(cut_cost[lowest], kind="stable")[:_PLACES]].tolist()})
+        pieces, digits = [], []
+        for i, a in enumerate(places):
+            for j in range(i + 1, len(places)):
+                if least <= places[j] - a <= most:
+                    crop, _ = self.crop(parts, (left + a, left + places[j]))
+                    if crop is not None:
+                        pieces.append((i, j))
+                        digits.append(fit_mnist(crop, self.ink.stroke))
+        if not pieces:
+            return edges
+        doubt = -np.log(np.clip(np.asarray(self.judge(np.stack(digits)), dtype=float), 1e-6, 1.0))
+        best = np.full(len(places), np.inf)
+        best[0] = 0.0
+        previous = np.zeros(len(places), dtype=np.int64)
+        for (i, j), d in zip(pieces, doubt):  # in order of i: best[i] is final when it is used
+            a, b = places[i], places[j]
+            short = bottom[a:b].max() - top[a:b].min() + 1 < _SHORT_PIECE * self.height
+            total = (best[i] + (cut_cost[a] if a else 0.0) + _shape_cost((b - a) / typical) + _PER_DIGIT
+                     + (_SHORT_COST if short else 0.0) + _DOUBT * d)
+            if total < best[j]:
+                best[j], previous[j] = total, i
+        if not np.isfinite(best[-1]):
+            return edges
+        cuts, j = [n], len(places) - 1
+        while j > 0:
+            j = int(previous[j])
+            cuts.append(places[j])
+        return cuts[::-1]
 
     def crop(self, parts, columns):
         """A digit's ink (its parts, within a range of deslanted columns) cropped to its box. Where
@@ -301,6 +361,12 @@ class _Line:
             return None, None
         r0, r1, k0, k1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
         return soft[r0:r1, k0:k1], (top + r0, left + k0, top + r1, left + k1)
+
+
+def _shape_cost(width):
+    """What a digit costs for its width (in typical widths; a number or an array) outside
+    [_NARROW, _BROAD]."""
+    return _TOO_WIDE * np.maximum(width - _BROAD, 0) ** 2 + _TOO_NARROW * np.maximum(_NARROW - width, 0) ** 2
 
 
 def _box_distance(a, b) -> float:
