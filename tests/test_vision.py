@@ -15,7 +15,8 @@ from digitlab.errors import DigitlabError, ImageError
 from digitlab import load_model
 from digitlab.vision import find_digit, load, read, segment, to_mnist
 from digitlab.vision.components import dilate, label, member
-from digitlab.vision.preprocess import quantile, stroke_width
+from digitlab.vision.preprocess import stroke_width
+from digitlab.vision.stats import quantile
 from synth import make_handwriting_set, render_number
 
 BLANK = "no digit found \\(the image is blank\\)"

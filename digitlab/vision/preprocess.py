@@ -12,7 +12,7 @@ through:
    around its digit one level); threshold with Otsu and hysteresis to find the strokes; group
    stroke fragments into parts (connected components); take out a form's printed box around the
    digit, or a comb of boxes around a number (thin straight lines, upright or a few degrees
-   askew), and threshold again without it;
+   askew: `frames`), and threshold again without it;
 3. `find_digit` keeps the largest part and the parts near it (specks, far marks and pieces cut by
    the frame are dropped), and `fit_mnist` fits them: the longer side to 20 px by area-averaging
    (anti-aliasing), strokes much thinner than MNIST's thickened, pasted into 28x28 by the centre
@@ -34,7 +34,9 @@ import numpy as np
 
 from ..errors import ImageError
 from .components import Components, dilate, label
+from .frames import find_frames
 from .load import WORK_SIDE, read_grey
+from .stats import median, quantile
 
 SIDE = 28  # MNIST's image side
 BOX = 20  # the box the digit's longer side is fitted into
@@ -54,10 +56,6 @@ _TWO_LEVELS = 0.94  # a scan cut around its digit: two levels explain this share
 _BEYOND = 0.0005  # ... and at most this share of its pixels lie beyond them
 _KEEP_RATIO = 0.05  # parts smaller than this fraction of the largest are specks
 _BIG_RATIO = 0.3  # ... and parts under this fraction must lie close to the digit to belong to it
-_FRAME_SIDE = 0.9  # a frame around the digit (a form's box) runs along this share of each side,
-_FRAME_RUN = 0.3  # ... in straight runs at least this share of the side long,
-_FRAME_LINE = 0.05  # ... of lines at most this share of the longer side thick
-_ASKEW = (0.25, 6.0)  # a frame turned up to 6 degrees is turned upright (if it passes as upright, from 0.25)
 
 
 @dataclass(frozen=True)
@@ -198,7 +196,7 @@ def _strokes(residual: np.ndarray, hist: np.ndarray, paper: float, floor: float,
     else:
         parts = _group(mask, min(max(round(0.5 * stroke), 1), 12))
         parts = Components(parts.labels, np.bincount(parts.labels[mask], minlength=len(parts) + 1)[1:], parts.box)
-        frames = _frames(mask, parts) if boxes and len(parts) else None
+        frames = find_frames(mask, parts) if boxes and len(parts) else None
         if frames is not None:
             # A form's box around the digit is not part of it. Its ink is also taken out of the
             # threshold: a printed box darker than a pencil digit would put Otsu's threshold
@@ -223,178 +221,6 @@ def _strokes(residual: np.ndarray, hist: np.ndarray, paper: float, floor: float,
     if max(w, h) < 3 * stroke and not spans_frame:
         raise ImageError(DOT_MESSAGE)
     return residual, high, level, stroke, parts
-
-
-def _frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
-    """The pixels of frames, or None: the box of a form's field, printed or ruled by hand around
-    the digit, which the digit may touch or cross (`_frame_lines`), upright or photographed a few
-    degrees askew. Only parts at least as tall and as wide as the largest are looked at: a frame
-    holds the digit, or is it."""
-    frames = None
-    box = parts.box
-    size = box[:, 2:] - box[:, :2]
-    for i in np.flatnonzero((size >= size[np.argmax(parts.area)]).all(axis=1)):
-        t, l, b, r = box[i]
-        crop = mask[t:b, l:r]
-        lined = _lines_around(crop)
-        if not (lined or _corners_inked(crop)):
-            continue
-        own = crop & (parts.labels[t:b, l:r] == i + 1)
-        lines = None
-        if _corners_inked(own):  # a box askew, turned upright; or one whose lines step aside
-            angle = _tilt(own)
-            if abs(angle) <= _ASKEW[1] and not (lined and abs(angle) < _ASKEW[0]):
-                lines = _frame_lines_askew(own, crop, angle)
-        if lines is None and lined:
-            lines = _frame_lines(own, crop)
-        if lines is not None:
-            frames = np.zeros_like(mask) if frames is None else frames
-            frames[t:b, l:r] |= lines
-    return frames
-
-
-def _frame_lines_askew(own: np.ndarray, ink: np.ndarray, angle: float) -> np.ndarray | None:
-    """`_frame_lines` of a part turned ``angle`` degrees: the part is turned upright, its lines
-    found, and turned back: the part's pixels that any of the turned lines' pixels touches."""
-    height, width = own.shape
-    turn = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, 1.0)
-    upright = [cv2.warpAffine(m.view(np.uint8), turn, (width, height), flags=cv2.INTER_NEAREST).view(bool) for m in (own, ink)]
-    lines = _frame_lines(*upright, aside=1) if _lines_around(upright[1]) else None
-    if lines is None:
-        return None
-    back = cv2.warpAffine(lines.view(np.uint8) * np.uint8(255), turn, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    return (back > 0) & own
-
-
-def _lines_around(crop: np.ndarray) -> bool:
-    """Cheap first: whether a part's box may be a frame. A frame's top and bottom lines are thin
-    runs of rows with ink along at least half the part's width, over half its height apart; and
-    its sides are such columns."""
-    ink = crop.view(np.uint8)
-    height, width = crop.shape
-    return (_thin_lines_apart(cv2.reduce(ink, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= 0.5 * width)
-            and _thin_lines_apart(cv2.reduce(ink, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= 0.5 * height))
-
-
-def _corners_inked(mask: np.ndarray) -> bool:
-    """Whether a part's box has ink near each of its corners, as a frame turned up to `_ASKEW`
-    degrees has: each of its corners is within an eighth of the longer side of one of the box's."""
-    c = max(mask.shape) // 8 + 2
-    return bool(mask[:c, :c].any() and mask[:c, -c:].any() and mask[-c:, :c].any() and mask[-c:, -c:].any())
-
-
-def _tilt(own: np.ndarray) -> float:
-    """How far (degrees, counter-clockwise) a part's outline is turned from upright: the median
-    slope of its outermost ink seen from each of its four sides. A digit sticking out of one side
-    is outvoted."""
-    slopes = []
-    for ink, sign in ((own, 1), (own.T, -1)):  # the top and bottom sides, then the left and right
-        where = np.flatnonzero(ink.any(axis=0))
-        half = len(where) // 2
-        run = where[half : 2 * half] - where[:half]
-        for first in (np.argmax(ink[:, where], axis=0), -np.argmax(ink[::-1, where], axis=0)):
-            slopes.append(sign * (first[half : 2 * half] - first[:half]) / run)
-    slopes = np.concatenate(slopes)
-    return math.degrees(math.atan(quantile(slopes, 0.5))) if slopes.size else 0.0
-
-
-def _frame_lines(own: np.ndarray, ink: np.ndarray, aside: int = 0) -> np.ndarray | None:
-    """A frame's lines among a part's pixels ``own`` (all the ``ink`` in the part's box: the
-    digit inside), or None if the part is not a frame.
-
-    A frame is four thin, straight lines: runs of ink at least `_FRAME_RUN` of the side long, the
-    outermost ones the part has across and down, which cover at least `_FRAME_SIDE` of the sides
-    of the box they make (within 6% of its side, for a box photographed a little askew), and are
-    at most `_FRAME_LINE` of its longer side thick. A written 0 meets its box at four points only.
-    Ink may stick out of the box."""
-    height, width = own.shape
-    across = _straight(own, (1, math.ceil(_FRAME_RUN * width)), aside)
-    down = _straight(own, (math.ceil(_FRAME_RUN * height), 1), aside)
-    rows, cols = np.flatnonzero(across.any(axis=1)), np.flatnonzero(down.any(axis=0))
-    if not rows.size or not cols.size:
-        return None
-    inner = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # the box the lines make
-    own, across, down = own[inner], across[inner].view(bool), down[inner].view(bool)
-    h, w = own.shape
-    band = max(2, math.ceil(0.06 * min(h, w)))
-    if min(h, w) <= 3 * band or not _along_sides(across, down, band):
-        return None
-    # The lines are the outermost run of ink across each side, as thick as the line typically is
-    # (the median run): a stroke that touches or crosses the frame keeps what lies inside it. They
-    # are thin (the straight sides of a blocky, enlarged 8x8 0 are strokes as thick as the
-    # digit's). Each side is a strip: a row for each point along it, going inwards (top, right,
-    # bottom, left: the image turned a quarter at a time).
-    strips = [np.rot90(own, turn)[:band].T for turn in range(4)]
-    first, end = _first_runs(np.concatenate(strips))
-    depth = np.arange(band)
-    lines, at, thickest = np.zeros_like(own), 0, 0.0
-    for turn, strip in enumerate(strips):
-        f, e = first[at : at + len(strip), None], end[at : at + len(strip), None]
-        at += len(strip)
-        thickness = _median((e - f)[e > f])
-        if thickness > _FRAME_LINE * max(h, w):
-            return None
-        np.rot90(lines, turn)[:band] |= ((depth >= f) & (depth < np.minimum(e, f + thickness))).T
-        thickest = max(thickest, thickness)
-    # A comb of boxes (a postal code's field): the walls between them run from the top line to
-    # the bottom one (counted ``aside`` columns either side for walls that step aside), and are as
-    # thin as the frame's lines. A lone wall with no ink on one side is a 1 written from the top
-    # line to the bottom one.
-    full = np.count_nonzero(cv2.dilate(down.view(np.uint8), np.ones((1, 2 * aside + 1), np.uint8)), axis=0) >= _FRAME_SIDE * h
-    walls = [(a, z) for a, z in _runs(full) if z - a <= thickest + 1 + 2 * aside and a >= band and z <= w - band]
-    if len(walls) == 1:
-        a, z = walls[0]
-        inside = ink[inner] & ~lines
-        if not (inside[:, band : max(band, a - band)].any() and inside[:, z + band : w - band].any()):
-            walls = []
-    for a, z in walls:
-        lines[:, a:z] |= down[:, a:z]
-    out = np.zeros((height, width), bool)
-    out[inner] = lines
-    return out
-
-
-def _straight(own: np.ndarray, run: tuple[int, int], aside: int = 0) -> np.ndarray:
-    """The pixels of ``own`` on straight lines at least ``run`` (rows, columns: a row or a column)
-    long, the line allowed to step ``aside`` pixels aside as often as it likes (a line a little
-    askew). As uint8, 0 or 1."""
-    ink = own.view(np.uint8)
-    steps = np.ones((2 * aside + 1, 1) if run[0] == 1 else (1, 2 * aside + 1), np.uint8)
-    return cv2.morphologyEx(cv2.dilate(ink, steps), cv2.MORPH_OPEN, np.ones(run, np.uint8)) & ink
-
-
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    """The runs of set ``flags`` (1-D, boolean): (start, stop) each, in order."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[False], flags, [False]]).view(np.int8)))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
-
-
-def _thin_lines_apart(flags: np.ndarray) -> bool:
-    """Whether the first and the last of ``flags`` set are over half its length apart, and each
-    begins a run of flags no longer than a frame's line is thick (`_FRAME_LINE`, at least 2). On
-    every picture: by slices, not `_runs`, which takes twice as long."""
-    where = np.flatnonzero(flags)
-    if where.size < 2 or where[-1] - where[0] <= 0.5 * len(flags):
-        return False
-    thick = max(2, math.ceil(_FRAME_LINE * len(flags)))
-    return not flags[where[0] : where[0] + thick + 1].all() and not flags[where[-1] - thick : where[-1] + 1].all()
-
-
-def _first_runs(strip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where each row's first run of ink starts and ends (exclusive); both 0 in a row without ink."""
-    depth = np.arange(strip.shape[1])
-    first = np.argmax(strip, axis=1)
-    gap = (depth >= first[:, None]) & ~strip
-    end = np.where(gap.any(axis=1), np.argmax(gap, axis=1), strip.shape[1])
-    return first, np.where(strip.any(axis=1), end, 0)
-
-
-def _along_sides(across: np.ndarray, down: np.ndarray, band: int) -> bool:
-    """Whether ``across`` has ink within ``band`` of a box's top and bottom sides along at least
-    `_FRAME_SIDE` of them, and ``down`` of its left and right sides."""
-    sides = (lambda: across[:band].any(axis=0), lambda: across[-band:].any(axis=0),
-             lambda: down[:, :band].any(axis=1), lambda: down[:, -band:].any(axis=1))
-    return all(side().mean() >= _FRAME_SIDE for side in sides)
 
 
 def _shrink(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -515,22 +341,9 @@ def _scan_residual(grey: np.ndarray) -> tuple[np.ndarray, int, float]:
     dark = grey <= threshold
     polarity = _polarity(grey, dark, scan=True)
     paper_pixels = grey[~dark] if polarity == 1 else grey[dark]
-    level = _median(paper_pixels)
-    noise = 1.4826 * _median(np.abs(paper_pixels.astype(np.int16) - round(level)))
+    level = median(paper_pixels)
+    noise = 1.4826 * median(np.abs(paper_pixels.astype(np.int16) - round(level)))
     return _towards_ink(grey, level, polarity), polarity, noise
-
-
-def _median(values: np.ndarray, mean_of_middle: bool = False) -> float:
-    """The median of an array of small non-negative integers (grey levels and their differences):
-    the upper one of the middle two values, or with ``mean_of_middle`` their mean (as `np.median`).
-    Found by counting, which for these values is several times faster than sorting."""
-    if not values.size:
-        return 0.0
-    below = np.cumsum(np.bincount(values.ravel()))  # below[v]: how many values are <= v
-    upper = int(np.searchsorted(below, values.size // 2, side="right"))
-    if not mean_of_middle or values.size % 2:
-        return float(upper)
-    return (int(np.searchsorted(below, values.size // 2 - 1, side="right")) + upper) / 2
 
 
 def _group(mask: np.ndarray, join: int) -> Components:
@@ -568,7 +381,7 @@ def _polarity(small: np.ndarray, dark: np.ndarray, scan: bool) -> int:
     if not scan:
         local = cv2.medianBlur(small, max(3, min(small.shape) // 4) | 1)
         deviation = small.astype(np.int16) - local
-        spread = max(1.4826 * _median(np.abs(deviation), mean_of_middle=True), 2.0)
+        spread = max(1.4826 * median(np.abs(deviation), mean_of_middle=True), 2.0)
         darker = float(np.maximum(-deviation - 3 * spread, 0).sum())
         lighter = float(np.maximum(deviation - 3 * spread, 0).sum())
         if max(darker, lighter) > 3 * min(darker, lighter):
@@ -604,7 +417,7 @@ def noise_level(grey: np.ndarray) -> float:
     top, left = max(0, h // 2 - 64), max(0, w // 2 - 64)
     sample = grey[top : top + 128, left : left + 128]
     magnitude = np.abs(cv2.filter2D(sample, cv2.CV_16S, _NOISE_FILTER, borderType=cv2.BORDER_REFLECT))
-    return _median(magnitude) / (0.6745 * 6.0)
+    return median(magnitude) / (0.6745 * 6.0)
 
 
 _SQUARE3 = np.ones((3, 3), np.uint8)
@@ -742,17 +555,6 @@ def fit_mnist(ink: np.ndarray, stroke: float | None = None) -> np.ndarray:
     r1, c1 = min(top + h, SIDE), min(left + w, SIDE)
     out[r0:r1, c0:c1] = small[r0 - top:r1 - top, c0 - left:c1 - left]
     return out
-
-
-def quantile(values: np.ndarray, q: float) -> float:
-    """The ``q`` quantile (0..1) of a flat array, interpolated between the two values around it
-    (`np.quantile`'s default, without the overhead that dominates for a few thousand values)."""
-    position = q * (values.size - 1)
-    below = int(position)
-    above = min(below + 1, values.size - 1)
-    ordered = np.partition(values, [below, above])
-    low, high, t = float(ordered[below]), float(ordered[above]), position - below
-    return high - (high - low) * (1 - t) if t >= 0.5 else low + (high - low) * t  # NumPy's way
 
 
 def _resize_longest(ink: np.ndarray, side: int) -> np.ndarray:

@@ -28,7 +28,8 @@ import numpy as np
 
 from ..errors import ImageError
 from .components import dilate, label, member
-from .preprocess import SIDE, find_ink, fit_mnist, quantile
+from .preprocess import SIDE, find_ink, fit_mnist
+from .stats import quantile
 
 MAX_DIGITS = 64  # digits read from one image at most (`segment`'s ``max_digits``)
 _MARKS_PER_DIGIT = 4  # a digit is at most this many separate marks (a 4 in two strokes, a 5's flag, a pen skip)
