@@ -103,7 +103,8 @@ def _frame_lines(own: np.ndarray, ink: np.ndarray, aside: int = 0) -> np.ndarray
     outermost ones the part has across and down, which cover at least `_FRAME_SIDE` of the sides
     of the box they make (within 6% of its side, for a box photographed a little askew), and are
     at most `_FRAME_LINE` of its longer side thick. A written 0 meets its box at four points only.
-    Ink may stick out of the box."""
+    Ink may stick out of the box. ``aside``: the lines may step this many pixels aside (what is
+    left of a box askew once it is turned upright)."""
     height, width = own.shape
     across = _straight(own, (1, math.ceil(_FRAME_RUN * width)), aside)
     down = _straight(own, (math.ceil(_FRAME_RUN * height), 1), aside)
