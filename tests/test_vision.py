@@ -290,7 +290,7 @@ def test_noisy_or_blurred_scans_filling_their_frame_are_read_not_refused(spoilt,
 
 
 @pytest.mark.parametrize("kind", ["frame-filling", "frame-filling-large", "canvas-marks", "ballpoint-shadow", "form-box",
-                                  "form-askew"])
+                                  "form-askew", "on-a-line"])
 def test_the_failure_classes_of_real_images_are_read(kind, mnist_model):
     """The kinds the generated set added for the failures seen on real images: none refused, and
     a model trained one epoch on MNIST reads them nearly as well as MNIST itself."""
@@ -367,6 +367,39 @@ def test_a_forms_box_photographed_askew_is_left_out(degrees, margin, bottom):
     # The stem touching the bottom line loses as much as the line is deep: 3 px upright (above),
     # up to 5 askew, where the line turned upright steps a pixel aside along its length.
     assert found.box == pytest.approx(find_digit(plain).box, abs=5)
+
+
+def on_a_line(page: np.ndarray, gap: int, reach: int = 60, ink: int = 20) -> np.ndarray:
+    """``page`` with a printed line to write on, ``gap`` px below its ink (below 0: crossed by it),
+    running ``reach`` px beyond the ink on each side."""
+    page = page.copy()
+    rows, cols = np.nonzero(page < (int(page.min()) + int(np.median(page))) / 2)
+    y = int(rows.max()) + gap
+    cv2.line(page, (int(cols.min()) - reach, y), (int(cols.max()) + reach, y), ink, 2)
+    return page
+
+
+@pytest.mark.parametrize("gap", [6, 0, -25])
+def test_the_line_a_digit_is_written_on_is_left_out(gap):
+    """A line to write on under the digit (darker than it), touching it or crossed by it. Before,
+    it was taken with the digit, or for it: the line was the only ink above Otsu's threshold."""
+    plain = np.asarray(seven(width=10))
+    found = find_digit(on_a_line(plain, gap))
+    assert correlation(found.image, to_mnist(plain)) > 0.9
+    left, top, right, bottom = find_digit(plain).box
+    assert found.box[:3] == pytest.approx((left, top, right), abs=3)
+    # A stem touching the line loses as much as the line is deep (the 2 px line, its fringe and
+    # a pixel around them: 6 px here). A short tail below a line crossing it is a speck, dropped.
+    assert bottom - 8 <= found.box[3] <= bottom
+
+
+def test_a_digits_own_long_stroke_is_not_a_ruled_line():
+    # A 2 drawn as a Z: its base is as long as the digit is tall, but its top reaches as far
+    # left and right, so the base is the digit's.
+    page = np.full((300, 300), 235, np.uint8)
+    cv2.polylines(page, [np.array([[90, 80], [210, 80], [90, 200], [210, 200]], np.int32)], False, 20, 8)
+    left, top, right, bottom = find_digit(page).box
+    assert bottom >= 200 and top <= 80 and left <= 90 and right >= 210
 
 
 def test_a_faint_digit_in_a_dark_box_is_found():
@@ -544,6 +577,15 @@ def test_segment_reads_a_number_in_a_box():
             assert len(digits) == len(text), (text, seed)
             # Where a digit touches the box (seed 2), the line (2 px) and its fringe go with the box.
             assert np.abs(boxes - segment(image, return_boxes=True)[1]).max() <= 5, (text, seed)
+
+
+def test_segment_reads_a_number_written_on_a_line():
+    for text in NUMBERS:
+        for seed in range(3):
+            image = np.asarray(render_number(text, seed=seed))
+            digits, boxes = segment(on_a_line(image, gap=4 - 3 * seed, reach=15), return_boxes=True)
+            assert len(digits) == len(text), (text, seed)
+            assert np.abs(boxes - segment(image, return_boxes=True)[1]).max() <= 8, (text, seed)  # as above
 
 
 def in_a_comb(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:

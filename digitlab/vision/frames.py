@@ -1,6 +1,7 @@
 """Frames around a digit: a form's printed box, or a comb of boxes around a number (a postal
-code's field), upright or photographed a few degrees askew. `find_frames` gives their pixels, so
-that `preprocess.find_ink` can take them out and threshold the ink again without them.
+code's field), upright or photographed a few degrees askew; and ruled lines, a line to write on.
+`find_frames` and `find_rules` give their pixels, so that `preprocess.find_ink` can take them out
+and threshold the ink again without them.
 
 A frame is four thin, straight lines around the digit, which the digit may touch or cross. A
 box askew is turned upright to find them (`_tilt` measures how far), and they are turned back.
@@ -13,13 +14,16 @@ import math
 import cv2
 import numpy as np
 
-from .components import Components
+from .components import Components, dilate, label
 from .stats import median, quantile
 
 _FRAME_SIDE = 0.9  # a frame around the digit (a form's box) runs along this share of each side,
 _FRAME_RUN = 0.3  # ... in straight runs at least this share of the side long,
 _FRAME_LINE = 0.05  # ... of lines at most this share of the longer side thick
 _ASKEW = (0.25, 6.0)  # a frame turned up to 6 degrees is turned upright (if it passes as upright, from 0.25)
+_RULE = 0.6  # a ruled line (a line to write on) is straight, thin, at least this many digit heights long,
+_BEYOND = 0.05  # ... and reaches beyond the writing on both sides by this many digit heights
+_SPECK = 0.05  # ink under this share of the largest piece is not writing (dust) for a ruled line to pass
 
 
 def find_frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
@@ -48,6 +52,52 @@ def find_frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
             frames = np.zeros_like(mask) if frames is None else frames
             frames[t:b, l:r] |= lines
     return frames
+
+
+def find_rules(mask: np.ndarray, parts: Components) -> np.ndarray | None:
+    """The pixels of ruled lines, or None: a line to write on under a digit or a number, or the
+    lines of ruled paper, which the writing may touch or cross. A ruled line is a straight
+    horizontal line (stepping a pixel aside as often as it likes), at most `_FRAME_LINE` of its
+    length thick, at least `_RULE` times as long as the tallest part is tall, and reaching beyond
+    the rest of the ink (specks left out) on both sides by `_BEYOND` times that height. A digit's
+    longest stroke (a 2's base, a 7's bar) is shorter than the digit is tall, and digits written
+    touching, whose strokes join into longer ones, have ink above them as far left and right."""
+    tallest = int((parts.box[:, 2] - parts.box[:, 0]).max())
+    shortest = math.ceil(_RULE * tallest)
+    # Cheap first: a ruled line spans the writing, so only rows with ink along most of it (the
+    # parts' width, specks left out) and that long, and the rows either side of them, are searched
+    # (a line of one row, or two where it steps aside once).
+    big = parts.area >= _SPECK * parts.area.max()
+    spanned = int(parts.box[big, 3].max() - parts.box[big, 1].min())
+    rows = cv2.reduce(mask.view(np.uint8), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    full = np.flatnonzero(rows >= max(0.8 * shortest, 0.85 * spanned))
+    if not full.size:
+        return None
+    band = slice(max(0, full[0] - 2), full[-1] + 3)
+    along = np.zeros_like(mask)
+    along[band] = _straight(mask[band], (1, shortest), aside=1).view(bool)
+    if not along[band].any():
+        return None
+    lines = label(along[band])
+    rules, writing = None, None
+    for i in range(len(lines)):
+        t, l, b, r = lines.box[i]
+        length = r - l
+        line = lines.labels[t:b, l:r] == i + 1
+        t, b = t + band.start, b + band.start
+        if median(np.count_nonzero(line, axis=0)) > max(2, _FRAME_LINE * length):
+            continue  # a bar, not a line
+        if writing is None:  # the columns of the ink away from the lines, specks left out
+            rest = label(mask & ~dilate(along, 2))
+            writing = np.zeros(mask.shape[1], bool)
+            for k in np.flatnonzero(rest.area >= _SPECK * rest.area.max()) if len(rest) else []:
+                writing[rest.box[k, 1] : rest.box[k, 3]] = True
+        beyond = math.ceil(_BEYOND * tallest)
+        if writing[l + beyond : r - beyond].sum() < writing.sum():
+            continue  # it does not reach beyond the writing on both sides
+        rules = np.zeros_like(mask) if rules is None else rules
+        rules[t:b, l:r] |= line
+    return rules
 
 
 def _frame_lines_askew(own: np.ndarray, ink: np.ndarray, angle: float) -> np.ndarray | None:

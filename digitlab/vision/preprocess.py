@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import ImageError
 from .components import Components, dilate, label
-from .frames import find_frames
+from .frames import find_frames, find_rules
 from .load import WORK_SIDE, read_grey
 from .stats import median, quantile
 
@@ -162,18 +162,19 @@ def find_ink(image) -> Ink:
     # The paper: a picture's median pixel; a scan's level was taken away, so 0.
     paper = 0.0 if scan else float(np.searchsorted(np.cumsum(hist), hist.sum() / 2))
     floor = max(paper + 3.0 * noise, 5.0)
-    residual, high, level, stroke, parts = _strokes(residual, hist, paper, floor, noise, tight)
+    residual, high, level, stroke, parts = _strokes(residual, hist, paper, floor, noise, tight, ruled=not scan)
     if not scan:  # a picture, not a scan: below a tenth of full ink is no ink
         floor = max(floor, 0.1 * level)  # (JPEG's ringing around a stroke, a faint halo)
     return Ink(residual, floor, level, parts, stroke, scale, polarity, high)
 
 
 def _strokes(residual: np.ndarray, hist: np.ndarray, paper: float, floor: float, noise: float,
-             tight: bool, boxes: int = 2) -> tuple[np.ndarray, float, float, float, Components]:
+             tight: bool, boxes: int = 2, ruled: bool = True) -> tuple[np.ndarray, float, float, float, Components]:
     """The strokes of a residual (its `_histogram` ``hist``): the pixels surely ink and the
     fainter ones near them, grouped into parts; frames around the digit (a form's box, a box in a
-    box: at most ``boxes`` times) taken out. Returns (residual, the threshold, the level of full
-    ink, the stroke width, the parts).
+    box: at most ``boxes`` times) taken out, and with ``ruled`` the lines it is written on (not in
+    a scan cut around its digit). Returns (residual, the threshold, the level of full ink, the
+    stroke width, the parts).
 
     Raises `ImageError` when there is no digit: nothing off the paper, too faint, or only a dot."""
     # Hysteresis: strokes are the pixels over the Otsu threshold of the pixels off the paper, plus
@@ -196,14 +197,19 @@ def _strokes(residual: np.ndarray, hist: np.ndarray, paper: float, floor: float,
     else:
         parts = _group(mask, min(max(round(0.5 * stroke), 1), 12))
         parts = Components(parts.labels, np.bincount(parts.labels[mask], minlength=len(parts) + 1)[1:], parts.box)
-        frames = find_frames(mask, parts) if boxes and len(parts) else None
+        frames = None
+        if boxes and len(parts):
+            frames = find_frames(mask, parts)
+            if frames is None and ruled:
+                frames = find_rules(mask, parts)
         if frames is not None:
-            # A form's box around the digit is not part of it. Its ink is also taken out of the
-            # threshold: a printed box darker than a pencil digit would put Otsu's threshold
-            # between them. With nothing left inside, the box was the digit (a square 0).
+            # A form's box around the digit, or the line it is written on, is not part of it. Its
+            # ink is also taken out of the threshold: a printed box darker than a pencil digit
+            # would put Otsu's threshold between them. With nothing left inside, the box was the
+            # digit (a square 0).
             without = residual * ~dilate(frames, 1)
             try:
-                return _strokes(without, _histogram(without), paper, floor, noise, tight, boxes - 1)
+                return _strokes(without, _histogram(without), paper, floor, noise, tight, boxes - 1, ruled)
             except ImageError:
                 pass
     if not len(parts):
