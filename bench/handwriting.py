@@ -7,7 +7,7 @@ scikit-learn's 8x8 digits scaled up, frame-filling scans, canvases with stray ma
 a shadow, digits in a form's box). The peers are in `pipelines.py`. The images are decoded PIL
 images: the times are the pipelines' own, from a decoded picture to 28x28. Then every one of
 scikit-learn's 1,797 8x8 digits through `to_mnist` and the reference; written numbers of 2 to 5
-digits, apart, touching and in a comb of boxes, upright and askew (`synth.render_number`), through `segment` and the
+digits, apart, touching, in a comb of boxes upright and askew, and on a line (`synth.render_number`), through `segment` and the
 reference extended to numbers (`--numbers N`);
 MNIST's own 10,000 test digits through both (`--mnist-dir DIR`: a round trip, which should cost
 nothing); and `digitlab predict` end to end on a folder of mixed image files (`--files N`).
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=200)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--numbers", type=int, default=200,
-                        help="written numbers apart and touching for segment and its peer, and half as many in boxes, upright and askew (0: skip)")
+                        help="written numbers apart and touching for segment and its peer, and half as many in boxes, upright and askew, and on a line (0: skip)")
     parser.add_argument("--mnist-dir", help="a folder with MNIST's files: its test digits through to_mnist and the reference")
     parser.add_argument("--files", type=int, default=1000, help="images for the end-to-end digitlab predict run (0: skip)")
     args = parser.parse_args()
@@ -161,14 +161,16 @@ def numbers_table(model, count: int, seed: int) -> str:
     """`segment`, and `read` (its cuts between touching digits judged by the model), against the
     reference extended to numbers: numbers read right, ms per number.
     ``count`` numbers apart and touching in turn, and half as many more apart in a comb of boxes,
-    and as many again in a comb photographed turned 1-5 degrees either way."""
+    as many in a comb photographed turned 1-5 degrees either way, and as many written on a line."""
     rng = np.random.default_rng(seed)
     numbers = []
-    for i in range(count + 2 * (count // 2)):
+    groups = ["apart", "touching", "in boxes", "boxes askew", "on a line"]
+    for i in range(count + 3 * (count // 2)):
         text = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(2, 6))))
-        group = "boxes askew" if i >= count + count // 2 else "in boxes" if i >= count else "touching" if i % 2 else "apart"
+        group = groups[i % 2] if i < count else groups[2 + (i - count) // (count // 2)]
         degrees = rng.choice([-1, 1]) * rng.uniform(1, 5) if group == "boxes askew" else 0.0
-        image = render_number(text, touching=group == "touching", seed=seed + i, boxes="boxes" in group, degrees=degrees)
+        image = render_number(text, touching=group == "touching", seed=seed + i, boxes="boxes" in group, degrees=degrees,
+                              ruled=group == "on a line")
         numbers.append((image, text, group))
     count = len(numbers)
     pipelines = {"OpenCV reference": opencv_reference_number, "segment": segment,
@@ -185,7 +187,7 @@ def numbers_table(model, count: int, seed: int) -> str:
                 found = np.zeros((0, 28, 28), np.uint8)
             answers.append(len(found) > 0 and "".join(str(d) for d in model.predict(found)) == text)
         right[name] = np.array(answers)
-    groups = {g: kind == g for g in ("apart", "touching", "in boxes", "boxes askew")}
+    groups = {g: kind == g for g in groups}
     times = best_times(pipelines, {g: [im for (im, _, _), m in zip(numbers, mask) if m] for g, mask in groups.items()})
     rows = []
     for group, mask in (*groups.items(), (None, np.ones(count, bool))):
@@ -196,7 +198,7 @@ def numbers_table(model, count: int, seed: int) -> str:
             cells.append(f"{right[name][mask].mean():.1%}, {total / mask.sum():.2f} ms ({total / digits[mask].sum():.2f} a digit)")
         rows.append(cells)
     return (f"\nWritten numbers of 2 to 5 digits ({digits.sum():,} digits; `synth.render_number`, seeds {seed}..{seed + count - 1}), "
-            "apart, touching, and apart in a comb of boxes (a postal code's field), upright and photographed turned 1-5 degrees. Each cell: numbers read right (every digit, no digit more or less), ms per number "
+            "apart, touching, apart in a comb of boxes (a postal code's field), upright and photographed turned 1-5 degrees, and written on a printed line. Each cell: numbers read right (every digit, no digit more or less), ms per number "
             f"(and per digit; the best of {REPEATS} passes, the pipelines taking turns). `read` is what `digitlab predict --number` does: "
             "`segment`, the cuts between touching digits judged by the model, and the model's answers; its time includes the model's.\n\n" + table(["numbers", *pipelines], rows))
 

@@ -22,6 +22,7 @@ It is then put on a scene of its kind:
 | ``frame-filling-large`` | the same size-normalised scans as ``frame-filling`` at 48-256 px |
 | ``form-box`` | a digit written in a form's printed box (black, grey or a drop-out colour, thin lines), from well inside it to touching or crossing it; sometimes a pencil fainter than the box |
 | ``form-askew`` | the same, the sheet photographed turned 1-5 degrees either way |
+| ``on-a-line`` | a digit written on a printed line to write on (the same inks as ``form-box``), the line under it, touched or crossed by it, and running 0.3-1.5 digit widths beyond it each side |
 
 Everything is seeded: `make_handwriting_set(n, seed)` gives the same images on every machine, and
 image i of a kind does not depend on how many were asked for.
@@ -36,7 +37,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 KINDS = ("pen-on-paper", "chalk", "photo-jpeg", "large-canvas", "thin-pen", "canvas-rgba", "sklearn-8x8",
-         "frame-filling", "canvas-marks", "ballpoint-shadow", "frame-filling-large", "form-box", "form-askew")
+         "frame-filling", "canvas-marks", "ballpoint-shadow", "frame-filling-large", "form-box", "form-askew",
+         "on-a-line")
 _SUPER = 4  # strokes are drawn at 4x and area-averaged down
 
 
@@ -612,6 +614,27 @@ def _form_box(rng, digit, askew: bool = False):
     return _jpeg(im, rng.uniform(60, 90)) if rng.random() < 0.3 else im
 
 
+def _on_a_line(rng, digit):
+    shape = _canvas_shape(rng, 80, 400)
+    alpha, ink, _ = _pen_written(rng, digit, shape, 0.65, 0.13)
+    ah, aw = alpha.shape
+    alpha = _place(np.pad(alpha, int(0.4 * max(ah, aw))), shape, rng)
+    shape = alpha.shape
+    rows, cols = np.nonzero(alpha > 0.05)
+    height, width = np.ptp(rows) + 1, np.ptp(cols) + 1
+    y = rows.max() + int(rng.uniform(-0.06, 0.1) * height)  # below the digit, touching it, or crossed by it
+    reach = rng.uniform(0.3, 1.5) * width  # how far the line runs beyond the digit on each side
+    line = max(1, int(round(rng.uniform(0.004, 0.012) * max(shape))))
+    rule = np.zeros(shape, np.float32)
+    rule[max(0, y - line // 2):y - line // 2 + line, max(0, int(cols.min() - reach)):int(cols.max() + reach) + 1] = 1.0
+    colour = [[0.1, 0.1, 0.1], [0.45, 0.45, 0.45], [0.95, 0.5, 0.3], [0.5, 0.65, 0.95]][rng.integers(4)]
+    tint = np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.9, 1.0)])
+    paper = _paper(rng, shape, rng.uniform(0.85, 0.98), tint, light=0.15, texture=rng.uniform(0.005, 0.02),
+                   noise=rng.uniform(0.003, 0.015))
+    im = _to_image(_composite(_composite(paper, rule, colour), alpha, ink), grey=rng.random() < 0.3)
+    return _jpeg(im, rng.uniform(60, 90)) if rng.random() < 0.3 else im
+
+
 _SCENES = {
     "pen-on-paper": _pen_on_paper,
     "chalk": _chalk,
@@ -626,6 +649,7 @@ _SCENES = {
     "ballpoint-shadow": _ballpoint_shadow,
     "form-box": _form_box,
     "form-askew": lambda rng, digit: _form_box(rng, digit, askew=True),
+    "on-a-line": _on_a_line,
 }
 
 
@@ -648,7 +672,7 @@ def make_handwriting_set(n_per_kind: int = 100, seed: int = 0, kinds=KINDS) -> l
 
 def render_number(text: str, touching: bool = False, seed: int = 0,
                   styles: dict[str, str] | None = None, height: int = 60, boxes: bool = False,
-                  degrees: float = 0.0) -> Image.Image:
+                  degrees: float = 0.0, ruled: bool = False) -> Image.Image:
     """A written number, e.g. ``render_number("2026")``: one writer's digits ``height`` px tall
     left to right on light paper, as a greyscale PIL image.
 
@@ -657,8 +681,10 @@ def render_number(text: str, touching: bool = False, seed: int = 0,
     0.3-0.6 digit heights. ``styles`` maps a
     character to a style of `STYLES` (e.g. ``{"5": "broken"}``). ``boxes``: the digits (apart)
     are written in a comb of printed boxes, one for each (a postal code's field), the walls
-    halfway between them. ``degrees``: the page photographed turned this much counter-clockwise
-    (the image grows to hold it; the corners show more paper).
+    halfway between them. ``ruled``: the digits are written on a printed line, which runs under
+    them (touching the lowest) and a third of a digit height beyond them on each side.
+    ``degrees``: the page photographed turned this much counter-clockwise (the image grows to hold
+    it; the corners show more paper).
     """
     if boxes and touching:
         raise ValueError("render_number writes digits in boxes apart, not touching")
@@ -686,6 +712,10 @@ def render_number(text: str, touching: bool = False, seed: int = 0,
         spans.append((x, x + d.shape[1]))
         x += d.shape[1]
     canvas = canvas[:, : x + margin]
+    if ruled:
+        bottom = np.flatnonzero(canvas.max(axis=1) > 0.05)[-1]
+        line = max(1, round(height / 30))
+        canvas[bottom:bottom + line, spans[0][0] - height // 3:spans[-1][1] + height // 3] = 1.0
     if boxes:
         ink_rows = np.flatnonzero(canvas.max(axis=1) > 0.05)
         top, bottom = ink_rows[0] - margin // 3, ink_rows[-1] + margin // 3

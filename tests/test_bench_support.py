@@ -63,3 +63,11 @@ def test_a_number_photographed_askew_is_turned():
         cols = np.flatnonzero(ink.any(axis=0))
         return np.count_nonzero(ink, axis=1).max() / (cols[-1] - cols[0] + 1)
     assert longest_row(upright) > 0.95 and longest_row(askew) < 0.5  # its lines no longer run along a row
+
+
+def test_a_number_written_on_a_line_has_the_line_under_it():
+    plain = np.asarray(render_number("2026", seed=4)) < 128
+    ruled = np.asarray(render_number("2026", seed=4, ruled=True)) < 128
+    cols = np.flatnonzero(plain.any(axis=0))
+    line = np.flatnonzero(ruled.sum(axis=1) > cols[-1] - cols[0])  # rows longer than the writing
+    assert line.size and line.min() >= np.flatnonzero(plain.any(axis=1))[-1] - 1  # under it
