@@ -12,7 +12,7 @@ through:
    around its digit one level); threshold with Otsu and hysteresis to find the strokes; group
    stroke fragments into parts (connected components); take out a form's printed box around the
    digit, or a comb of boxes around a number (thin straight lines, upright or a few degrees
-   askew: `frames`), and threshold again without it;
+   askew), or the line it is written on (`frames`), and threshold again without them;
 3. `find_digit` keeps the largest part and the parts near it (specks, far marks and pieces cut by
    the frame are dropped), and `fit_mnist` fits them: the longer side to 20 px by area-averaging
    (anti-aliasing), strokes much thinner than MNIST's thickened, pasted into 28x28 by the centre
@@ -197,17 +197,17 @@ def _strokes(residual: np.ndarray, hist: np.ndarray, paper: float, floor: float,
     else:
         parts = _group(mask, min(max(round(0.5 * stroke), 1), 12))
         parts = Components(parts.labels, np.bincount(parts.labels[mask], minlength=len(parts) + 1)[1:], parts.box)
-        frames = None
+        printed = None  # the form's lines
         if boxes and len(parts):
-            frames = find_frames(mask, parts)
-            if frames is None and ruled:
-                frames = find_rules(mask, parts)
-        if frames is not None:
+            printed = find_frames(mask, parts)
+            if printed is None and ruled:
+                printed = find_rules(mask, parts)
+        if printed is not None:
             # A form's box around the digit, or the line it is written on, is not part of it. Its
             # ink is also taken out of the threshold: a printed box darker than a pencil digit
             # would put Otsu's threshold between them. With nothing left inside, the box was the
             # digit (a square 0).
-            without = residual * ~dilate(frames, 1)
+            without = residual * ~dilate(printed, 1)
             try:
                 return _strokes(without, _histogram(without), paper, floor, noise, tight, boxes - 1, ruled)
             except ImageError:
