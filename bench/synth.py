@@ -586,14 +586,34 @@ def _ballpoint_shadow(rng, digit):
     return _to_image(rgb, grey=rng.random() < 0.3)
 
 
-def _form_box(rng, digit, askew: bool = False):
+def _on_a_form(rng, digit, printed, askew: bool = False):
+    """A pen digit on a form: ``printed(rng, shape, rows, cols)`` gives the form's printed lines
+    (0..1, the shape of the page) around the digit's ink at ``rows``, ``cols``; they are printed in
+    black, grey or a drop-out colour. ``askew``: the sheet photographed turned 1-5 degrees either
+    way (the corners show more paper)."""
     shape = _canvas_shape(rng, 80, 400)
     alpha, ink, _ = _pen_written(rng, digit, shape, 0.65, 0.13)
     ah, aw = alpha.shape
-    pad = int(0.4 * max(ah, aw))  # room for the box around the digit
+    pad = int(0.4 * max(ah, aw))  # room for the form's lines around the digit
     alpha = _place(np.pad(alpha, pad), shape, rng)
     shape = alpha.shape
     rows, cols = np.nonzero(alpha > 0.05)
+    lines = printed(rng, shape, rows, cols)
+    colour = [[0.1, 0.1, 0.1], [0.45, 0.45, 0.45], [0.95, 0.5, 0.3], [0.5, 0.65, 0.95]][rng.integers(4)]
+    tint = np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.9, 1.0)])
+    paper = _paper(rng, shape, rng.uniform(0.85, 0.98), tint, light=0.15, texture=rng.uniform(0.005, 0.02),
+                   noise=rng.uniform(0.003, 0.015))
+    page = _composite(_composite(paper, lines, colour), alpha, ink)
+    im = _to_image(page, grey=rng.random() < 0.3)
+    if askew:
+        edge = np.concatenate([page[0], page[-1], page[:, 0], page[:, -1]])
+        im = im.rotate(rng.choice([-1, 1]) * rng.uniform(1, 5), Image.BICUBIC,
+                       fillcolor=tuple(int(v * 255 + 0.5) for v in np.median(edge, axis=0))[: len(im.getbands())])
+    return _jpeg(im, rng.uniform(60, 90)) if rng.random() < 0.3 else im
+
+
+def _box(rng, shape, rows, cols):
+    """A form's box around the digit, from well inside it to touching or crossing it."""
     margin = int(rng.uniform(-0.03, 0.25) * max(np.ptp(rows), np.ptp(cols)))  # below 0: the digit crosses the box
     line = max(1, int(round(rng.uniform(0.004, 0.012) * max(shape))))
     top, left = max(0, rows.min() - margin), max(0, cols.min() - margin)
@@ -601,38 +621,19 @@ def _form_box(rng, digit, askew: bool = False):
     box = np.zeros(shape, np.float32)
     box[top:bottom, left:right] = 1.0
     box[top + line:bottom - line, left + line:right - line] = 0.0
-    colour = [[0.1, 0.1, 0.1], [0.45, 0.45, 0.45], [0.95, 0.5, 0.3], [0.5, 0.65, 0.95]][rng.integers(4)]
-    tint = np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.9, 1.0)])
-    paper = _paper(rng, shape, rng.uniform(0.85, 0.98), tint, light=0.15, texture=rng.uniform(0.005, 0.02),
-                   noise=rng.uniform(0.003, 0.015))
-    page = _composite(_composite(paper, box, colour), alpha, ink)
-    im = _to_image(page, grey=rng.random() < 0.3)
-    if askew:  # the sheet photographed turned 1-5 degrees either way; the corners show more paper
-        edge = np.concatenate([page[0], page[-1], page[:, 0], page[:, -1]])
-        im = im.rotate(rng.choice([-1, 1]) * rng.uniform(1, 5), Image.BICUBIC,
-                       fillcolor=tuple(int(v * 255 + 0.5) for v in np.median(edge, axis=0))[: len(im.getbands())])
-    return _jpeg(im, rng.uniform(60, 90)) if rng.random() < 0.3 else im
+    return box
 
 
-def _on_a_line(rng, digit):
-    shape = _canvas_shape(rng, 80, 400)
-    alpha, ink, _ = _pen_written(rng, digit, shape, 0.65, 0.13)
-    ah, aw = alpha.shape
-    alpha = _place(np.pad(alpha, int(0.4 * max(ah, aw))), shape, rng)
-    shape = alpha.shape
-    rows, cols = np.nonzero(alpha > 0.05)
+def _line_under(rng, shape, rows, cols):
+    """A line to write on: under the digit, touching it or crossed by it, running 0.3-1.5 digit
+    widths beyond it on each side."""
     height, width = np.ptp(rows) + 1, np.ptp(cols) + 1
-    y = rows.max() + int(rng.uniform(-0.06, 0.1) * height)  # below the digit, touching it, or crossed by it
-    reach = rng.uniform(0.3, 1.5) * width  # how far the line runs beyond the digit on each side
+    y = rows.max() + int(rng.uniform(-0.06, 0.1) * height)
+    reach = rng.uniform(0.3, 1.5) * width
     line = max(1, int(round(rng.uniform(0.004, 0.012) * max(shape))))
     rule = np.zeros(shape, np.float32)
     rule[max(0, y - line // 2):y - line // 2 + line, max(0, int(cols.min() - reach)):int(cols.max() + reach) + 1] = 1.0
-    colour = [[0.1, 0.1, 0.1], [0.45, 0.45, 0.45], [0.95, 0.5, 0.3], [0.5, 0.65, 0.95]][rng.integers(4)]
-    tint = np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.9, 1.0)])
-    paper = _paper(rng, shape, rng.uniform(0.85, 0.98), tint, light=0.15, texture=rng.uniform(0.005, 0.02),
-                   noise=rng.uniform(0.003, 0.015))
-    im = _to_image(_composite(_composite(paper, rule, colour), alpha, ink), grey=rng.random() < 0.3)
-    return _jpeg(im, rng.uniform(60, 90)) if rng.random() < 0.3 else im
+    return rule
 
 
 _SCENES = {
@@ -647,9 +648,9 @@ _SCENES = {
     "frame-filling-large": _frame_filling_large,
     "canvas-marks": _canvas_marks,
     "ballpoint-shadow": _ballpoint_shadow,
-    "form-box": _form_box,
-    "form-askew": lambda rng, digit: _form_box(rng, digit, askew=True),
-    "on-a-line": _on_a_line,
+    "form-box": lambda rng, digit: _on_a_form(rng, digit, _box),
+    "form-askew": lambda rng, digit: _on_a_form(rng, digit, _box, askew=True),
+    "on-a-line": lambda rng, digit: _on_a_form(rng, digit, _line_under),
 }
 
 
