@@ -164,10 +164,10 @@ def numbers_table(model, count: int, seed: int) -> str:
     as many in a comb photographed turned 1-5 degrees either way, and as many written on a line."""
     rng = np.random.default_rng(seed)
     numbers = []
-    groups = ["apart", "touching", "in boxes", "boxes askew", "on a line"]
+    names = ["apart", "touching", "in boxes", "boxes askew", "on a line"]
     for i in range(count + 3 * (count // 2)):
         text = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(2, 6))))
-        group = groups[i % 2] if i < count else groups[2 + (i - count) // (count // 2)]
+        group = names[i % 2] if i < count else names[2 + (i - count) // (count // 2)]
         degrees = rng.choice([-1, 1]) * rng.uniform(1, 5) if group == "boxes askew" else 0.0
         image = render_number(text, touching=group == "touching", seed=seed + i, boxes="boxes" in group, degrees=degrees,
                               ruled=group == "on a line")
@@ -187,7 +187,7 @@ def numbers_table(model, count: int, seed: int) -> str:
                 found = np.zeros((0, 28, 28), np.uint8)
             answers.append(len(found) > 0 and "".join(str(d) for d in model.predict(found)) == text)
         right[name] = np.array(answers)
-    groups = {g: kind == g for g in groups}
+    groups = {g: kind == g for g in names}
     times = best_times(pipelines, {g: [im for (im, _, _), m in zip(numbers, mask) if m] for g, mask in groups.items()})
     rows = []
     for group, mask in (*groups.items(), (None, np.ones(count, bool))):

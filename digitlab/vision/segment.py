@@ -285,7 +285,7 @@ class _Line:
         edges = edges[::-1]
         # Still a short piece (a bar or an arc cut off its digit)? Give it back to a neighbour.
         while len(edges) > 2:
-            spans = [bottom[a:b].max() - top[a:b].min() + 1 for a, b in zip(edges[:-1], edges[1:])]
+            spans = [_rows_spanned(top, bottom, a, b) for a, b in zip(edges[:-1], edges[1:])]
             i = int(np.argmin(spans))
             if spans[i] >= _SHORT_PIECE * self.height:
                 break
@@ -322,7 +322,7 @@ class _Line:
         previous = np.zeros(len(places), dtype=np.int64)
         for (i, j), d in zip(pieces, doubt):  # in order of i: best[i] is final when it is used
             a, b = places[i], places[j]
-            short = bottom[a:b].max() - top[a:b].min() + 1 < _SHORT_PIECE * self.height
+            short = _rows_spanned(top, bottom, a, b) < _SHORT_PIECE * self.height
             total = (best[i] + (cut_cost[a] if a else 0.0) + _shape_cost((b - a) / typical) + _PER_DIGIT
                      + (_SHORT_COST if short else 0.0) + _DOUBT * d)
             if total < best[j]:
@@ -362,6 +362,12 @@ class _Line:
             return None, None
         r0, r1, k0, k1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
         return soft[r0:r1, k0:k1], (top + r0, left + k0, top + r1, left + k1)
+
+
+def _rows_spanned(top, bottom, a: int, b: int) -> int:
+    """How many rows the ink of columns a..b-1 spans, given each column's ``top`` and ``bottom``
+    ink rows."""
+    return int(bottom[a:b].max() - top[a:b].min() + 1)
 
 
 def _shape_cost(width):
