@@ -7,8 +7,8 @@ scikit-learn's 8x8 digits scaled up, frame-filling scans, canvases with stray ma
 a shadow, digits in a form's box). The peers are in `pipelines.py`. The images are decoded PIL
 images: the times are the pipelines' own, from a decoded picture to 28x28. Then every one of
 scikit-learn's 1,797 8x8 digits through `to_mnist` and the reference; written numbers of 2 to 5
-digits, apart, touching, in a comb of boxes upright and askew, and on a line (`synth.render_number`), through `segment` and the
-reference extended to numbers (`--numbers N`);
+digits, apart, touching, in a comb of boxes and on a line, upright and askew
+(`synth.render_number`), through `segment` and the reference extended to numbers (`--numbers N`);
 MNIST's own 10,000 test digits through both (`--mnist-dir DIR`: a round trip, which should cost
 nothing); and `digitlab predict` end to end on a folder of mixed image files (`--files N`).
 
@@ -161,16 +161,17 @@ def numbers_table(model, count: int, seed: int) -> str:
     """`segment`, and `read` (its cuts between touching digits judged by the model), against the
     reference extended to numbers: numbers read right, ms per number.
     ``count`` numbers apart and touching in turn, and half as many more apart in a comb of boxes,
-    as many in a comb photographed turned 1-5 degrees either way, and as many written on a line."""
+    as many in a comb photographed turned 1-5 degrees either way, as many written on a line, and
+    as many on a line photographed turned."""
     rng = np.random.default_rng(seed)
     numbers = []
-    names = ["apart", "touching", "in boxes", "boxes askew", "on a line"]
-    for i in range(count + 3 * (count // 2)):
+    names = ["apart", "touching", "in boxes", "boxes askew", "on a line", "line askew"]
+    for i in range(count + 4 * (count // 2)):
         text = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(2, 6))))
         group = names[i % 2] if i < count else names[2 + (i - count) // (count // 2)]
-        degrees = rng.choice([-1, 1]) * rng.uniform(1, 5) if group == "boxes askew" else 0.0
+        degrees = rng.choice([-1, 1]) * rng.uniform(1, 5) if "askew" in group else 0.0
         image = render_number(text, touching=group == "touching", seed=seed + i, boxes="boxes" in group, degrees=degrees,
-                              ruled=group == "on a line")
+                              ruled="line" in group)
         numbers.append((image, text, group))
     count = len(numbers)
     pipelines = {"OpenCV reference": opencv_reference_number, "segment": segment,
@@ -198,7 +199,7 @@ def numbers_table(model, count: int, seed: int) -> str:
             cells.append(f"{right[name][mask].mean():.1%}, {total / mask.sum():.2f} ms ({total / digits[mask].sum():.2f} a digit)")
         rows.append(cells)
     return (f"\nWritten numbers of 2 to 5 digits ({digits.sum():,} digits; `synth.render_number`, seeds {seed}..{seed + count - 1}), "
-            "apart, touching, apart in a comb of boxes (a postal code's field), upright and photographed turned 1-5 degrees, and written on a printed line. Each cell: numbers read right (every digit, no digit more or less), ms per number "
+            "apart, touching, apart in a comb of boxes (a postal code's field), upright and photographed turned 1-5 degrees, and written on a printed line, upright and turned. Each cell: numbers read right (every digit, no digit more or less), ms per number "
             f"(and per digit; the best of {REPEATS} passes, the pipelines taking turns). `read` is what `digitlab predict --number` does: "
             "`segment`, the cuts between touching digits judged by the model, and the model's answers; its time includes the model's.\n\n" + table(["numbers", *pipelines], rows))
 

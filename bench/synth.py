@@ -23,6 +23,7 @@ It is then put on a scene of its kind:
 | ``form-box`` | a digit written in a form's printed box (black, grey or a drop-out colour, thin lines), from well inside it to touching or crossing it; sometimes a pencil fainter than the box |
 | ``form-askew`` | the same, the sheet photographed turned 1-5 degrees either way |
 | ``on-a-line`` | a digit written on a printed line to write on (the same inks as ``form-box``), the line under it, touched or crossed by it, and running 0.3-1.5 digit widths beyond it each side |
+| ``line-askew`` | the same, the sheet photographed turned 1-5 degrees either way |
 
 Everything is seeded: `make_handwriting_set(n, seed)` gives the same images on every machine, and
 image i of a kind does not depend on how many were asked for.
@@ -38,7 +39,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 KINDS = ("pen-on-paper", "chalk", "photo-jpeg", "large-canvas", "thin-pen", "canvas-rgba", "sklearn-8x8",
          "frame-filling", "canvas-marks", "ballpoint-shadow", "frame-filling-large", "form-box", "form-askew",
-         "on-a-line")
+         "on-a-line", "line-askew")
 _SUPER = 4  # strokes are drawn at 4x and area-averaged down
 
 
@@ -651,6 +652,7 @@ _SCENES = {
     "form-box": lambda rng, digit: _on_a_form(rng, digit, _box),
     "form-askew": lambda rng, digit: _on_a_form(rng, digit, _box, askew=True),
     "on-a-line": lambda rng, digit: _on_a_form(rng, digit, _line_under),
+    "line-askew": lambda rng, digit: _on_a_form(rng, digit, _line_under, askew=True),
 }
 
 

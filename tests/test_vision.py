@@ -1,6 +1,7 @@
 """digitlab.vision: any picture of a digit in, an MNIST-like 28x28 out; bad input, one clear error."""
 
 import io
+import math
 import struct
 import time
 import zlib
@@ -290,7 +291,7 @@ def test_noisy_or_blurred_scans_filling_their_frame_are_read_not_refused(spoilt,
 
 
 @pytest.mark.parametrize("kind", ["frame-filling", "frame-filling-large", "canvas-marks", "ballpoint-shadow", "form-box",
-                                  "form-askew", "on-a-line"])
+                                  "form-askew", "on-a-line", "line-askew"])
 def test_the_failure_classes_of_real_images_are_read(kind, mnist_model):
     """The kinds the generated set added for the failures seen on real images: none refused, and
     a model trained one epoch on MNIST reads them nearly as well as MNIST itself."""
@@ -369,22 +370,27 @@ def test_a_forms_box_photographed_askew_is_left_out(degrees, margin, bottom):
     assert found.box == pytest.approx(find_digit(plain).box, abs=5)
 
 
-def on_a_line(page: np.ndarray, gap: int, reach: int = 60, ink: int = 20) -> np.ndarray:
-    """``page`` with a printed line to write on, ``gap`` px below its ink (below 0: crossed by it),
-    running ``reach`` px beyond the ink on each side."""
+def on_a_line(page: np.ndarray, gap: int, reach: int = 60, ink: int = 20, degrees: float = 0.0) -> np.ndarray:
+    """``page`` with a printed line to write on, ``gap`` px below its ink (below 0: crossed by it)
+    under the ink's middle, running ``reach`` px beyond the ink on each side, turned ``degrees``
+    counter-clockwise (a page photographed askew)."""
     page = page.copy()
     rows, cols = np.nonzero(page < (int(page.min()) + int(np.median(page))) / 2)
-    y = int(rows.max()) + gap
-    cv2.line(page, (int(cols.min()) - reach, y), (int(cols.max()) + reach, y), ink, 2)
+    y, x = int(rows.max()) + gap, (int(cols.min()) + int(cols.max())) / 2
+    half = (int(cols.max()) - int(cols.min())) / 2 + reach
+    rise = half * math.tan(math.radians(degrees))
+    cv2.line(page, (round(x - half), round(y + rise)), (round(x + half), round(y - rise)), ink, 2)
     return page
 
 
+@pytest.mark.parametrize("degrees", [0, 3, -2])
 @pytest.mark.parametrize("gap", [6, 0, -25])
-def test_the_line_a_digit_is_written_on_is_left_out(gap):
-    """A line to write on under the digit (darker than it), touching it or crossed by it. Before,
-    it was taken with the digit, or for it: the line was the only ink above Otsu's threshold."""
+def test_the_line_a_digit_is_written_on_is_left_out(gap, degrees):
+    """A line to write on under the digit (darker than it), touching it or crossed by it, upright
+    or askew. Before, it was taken with the digit, or for it: the line was the only ink above
+    Otsu's threshold; and a line askew was taken with the digit until it was turned upright."""
     plain = np.asarray(seven(width=10))
-    found = find_digit(on_a_line(plain, gap))
+    found = find_digit(on_a_line(plain, gap, degrees=degrees))
     assert correlation(found.image, to_mnist(plain)) > 0.9
     left, top, right, bottom = find_digit(plain).box
     assert found.box[:3] == pytest.approx((left, top, right), abs=3)
@@ -393,13 +399,17 @@ def test_the_line_a_digit_is_written_on_is_left_out(gap):
     assert bottom - 8 <= found.box[3] <= bottom
 
 
-def test_a_digits_own_long_stroke_is_not_a_ruled_line():
-    # A 2 drawn as a Z: its base is as long as the digit is tall, but its top reaches as far
-    # left and right, so the base is the digit's.
+@pytest.mark.parametrize("degrees", [0, 3])
+def test_a_digits_own_long_stroke_is_not_a_ruled_line(degrees):
+    # A 2 drawn as a Z, upright or turned: its base is as long as the digit is tall, but its top
+    # reaches as far left and right, so the base is the digit's.
     page = np.full((300, 300), 235, np.uint8)
-    cv2.polylines(page, [np.array([[90, 80], [210, 80], [90, 200], [210, 200]], np.int32)], False, 20, 8)
+    turn = cv2.getRotationMatrix2D((150, 140), degrees, 1.0)
+    corners = cv2.transform(np.array([[[90, 80], [210, 80], [90, 200], [210, 200]]], np.float64), turn)
+    cv2.polylines(page, [np.round(corners[0]).astype(np.int32)], False, 20, 8)
     left, top, right, bottom = find_digit(page).box
-    assert bottom >= 200 and top <= 80 and left <= 90 and right >= 210
+    xs, ys = corners[0, :, 0], corners[0, :, 1]
+    assert bottom >= ys.max() and top <= ys.min() and left <= xs.min() and right >= xs.max()
 
 
 def test_a_faint_digit_in_a_dark_box_is_found():
@@ -579,13 +589,17 @@ def test_segment_reads_a_number_in_a_box():
             assert np.abs(boxes - segment(image, return_boxes=True)[1]).max() <= 5, (text, seed)
 
 
-def test_segment_reads_a_number_written_on_a_line():
+@pytest.mark.parametrize("degrees", [0, 2])
+def test_segment_reads_a_number_written_on_a_line(degrees):
     for text in NUMBERS:
         for seed in range(3):
             image = np.asarray(render_number(text, seed=seed))
-            digits, boxes = segment(on_a_line(image, gap=4 - 3 * seed, reach=15), return_boxes=True)
+            digits, boxes = segment(on_a_line(image, gap=4 - 3 * seed, reach=15, degrees=degrees), return_boxes=True)
             assert len(digits) == len(text), (text, seed)
-            assert np.abs(boxes - segment(image, return_boxes=True)[1]).max() <= 8, (text, seed)  # as above
+            # As above; a line askew lies deeper in the digits at one end, by up to half the
+            # number's width times the slope.
+            deeper = math.ceil(image.shape[1] / 2 * math.tan(math.radians(degrees)))
+            assert np.abs(boxes - segment(image, return_boxes=True)[1]).max() <= 8 + deeper, (text, seed)
 
 
 def in_a_comb(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ _ASKEW = (0.25, 6.0)  # a frame turned up to 6 degrees is turned upright (if it 
 _RULE = 0.6  # a ruled line (a line to write on) is straight, thin, at least this many digit heights long,
 _BEYOND = 0.05  # ... and reaches beyond the writing on both sides by this many digit heights
 _SPECK = 0.05  # ink under this share of the largest piece is not writing (dust) for a ruled line to pass
+_MARGIN = 16  # a part's box holds its ink and less than this margin (`preprocess` groups ink up to 12 px apart)
 
 
 def find_frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
@@ -56,24 +57,44 @@ def find_frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
 
 def find_rules(mask: np.ndarray, parts: Components) -> np.ndarray | None:
     """The pixels of ruled lines, or None: a line to write on under a digit or a number, or the
-    lines of ruled paper, which the writing may touch or cross. A ruled line is a straight
-    horizontal line (stepping a pixel aside as often as it likes), at most `_FRAME_LINE` of its
-    length thick, at least `_RULE` times as long as the tallest part is tall, and reaching beyond
-    the rest of the ink (specks left out) on both sides by `_BEYOND` times that height. A digit's
-    longest stroke (a 2's base, a 7's bar) is shorter than the digit is tall, and digits written
-    touching, whose strokes join into longer ones, have ink above them as far left and right."""
+    lines of ruled paper, which the writing may touch or cross; upright, or photographed a few
+    degrees askew (the longest line's ends say how far, `_line_tilt`, and the ink is turned
+    upright to find the lines).
+
+    A ruled line is a straight horizontal line (stepping a pixel aside as often as it likes), at
+    most `_FRAME_LINE` of its length thick, at least `_RULE` times as long as the tallest part is
+    tall, and reaching beyond the rest of the ink (specks left out) on both sides by `_BEYOND`
+    times that height. A digit's longest stroke (a 2's base, a 7's bar) is shorter than the digit
+    is tall, and digits written touching, whose strokes join into longer ones, have ink above them
+    as far left and right."""
     tallest = int((parts.box[:, 2] - parts.box[:, 0]).max())
-    shortest = math.ceil(_RULE * tallest)
-    # Cheap first: a ruled line spans the writing, so only rows with ink along most of it (the
-    # parts' width, specks left out) and that long, and the rows either side of them, are searched
-    # (a line of one row, or two where it steps aside once).
     big = parts.area >= _SPECK * parts.area.max()
-    spanned = int(parts.box[big, 3].max() - parts.box[big, 1].min())
-    rows = cv2.reduce(mask.view(np.uint8), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    spanned = (int(parts.box[big, 1].min()), int(parts.box[big, 3].max()))  # the columns the writing spans
+    rules = _rules(mask, tallest, spanned[1] - spanned[0])
+    if rules is None:
+        tilt = _line_tilt(mask, parts, tallest, spanned)
+        if tilt is not None:
+            angle, centre = tilt
+            rules = _turned_upright(lambda upright: _rules(upright, tallest, spanned[1] - spanned[0], askew=True),
+                                    mask, angle, centre)
+    return rules
+
+
+def _rules(mask: np.ndarray, tallest: int, spanned: int, askew: bool = False) -> np.ndarray | None:
+    """`find_rules`' upright lines, the writing ``tallest`` px tall at most and ``spanned`` px
+    wide. ``askew``: the ink was turned upright by an estimate of its tilt, and a line may still
+    drift a row or two over its length."""
+    shortest = math.ceil(_RULE * tallest)
+    # Cheap first: a ruled line spans the writing, so only rows with ink along most of it and that
+    # long, and the rows either side of them, are searched (a line of one row, or two where it
+    # steps aside once; a line that drifts is counted three rows at a time).
+    ink = mask.view(np.uint8)
+    ink = cv2.dilate(ink, np.ones((3, 1), np.uint8)) if askew else ink
+    rows = cv2.reduce(ink, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
     full = np.flatnonzero(rows >= max(0.8 * shortest, 0.85 * spanned))
     if not full.size:
         return None
-    band = slice(max(0, full[0] - 2), full[-1] + 3)
+    band = slice(max(0, full[0] - 2 - askew), full[-1] + 3 + askew)
     along = np.zeros_like(mask)
     along[band] = _straight(mask[band], (1, shortest), aside=1).view(bool)
     if not along[band].any():
@@ -100,17 +121,66 @@ def find_rules(mask: np.ndarray, parts: Components) -> np.ndarray | None:
     return rules
 
 
+def _line_tilt(mask: np.ndarray, parts: Components, tallest: int, spanned: tuple[int, int]) -> tuple[float, tuple[float, float]] | None:
+    """Cheap first: whether the widest part may hold a ruled line up to `_ASKEW` degrees askew, and
+    if so how far it is turned (degrees clockwise as the image is seen, as `_tilt`) and the middle
+    of the line (x, y), or None. A ruled line reaches beyond the writing on both sides: the part runs from the writing's
+    first column to its last, and its ink at each end is a thin line's end (a few rows deep);
+    the line runs between the middles of its two ends."""
+    widest = int(np.argmax(parts.box[:, 3] - parts.box[:, 1]))
+    t, l, b, r = (int(v) for v in parts.box[widest])
+    if (l, r) != spanned or r - l < _RULE * tallest:
+        return None
+    ends = []
+    reach = max(2, math.ceil(_BEYOND * tallest))  # the columns at each end that are the line's alone
+    strip = min(r - l, reach + _MARGIN)  # the line's end is in the box's first and last columns
+    for side in (1, -1):  # the left end, then the right end (its columns read leftwards)
+        cols = slice(l, l + strip) if side == 1 else slice(r - strip, r)
+        own = (mask[t:b, cols] & (parts.labels[t:b, cols] == widest + 1))[:, ::side]
+        inked = own.any(axis=0)
+        if not inked.any():
+            return None
+        first = int(np.argmax(inked))
+        rows, at = np.nonzero(own[:, first : first + reach])
+        if np.ptp(rows) + 1 > max(3, _FRAME_LINE * (r - l)) + reach * math.tan(math.radians(_ASKEW[1])):
+            return None  # a stroke's end, not a thin line's
+        x = first + float(at.mean())
+        ends.append((l + x if side == 1 else r - 1 - x, t + float(rows.mean())))
+    (x0, y0), (x1, y1) = ends
+    if abs(y1 - y0) < 1.0:
+        return None  # level: the upright search has seen it
+    angle = math.degrees(math.atan2(y1 - y0, x1 - x0))
+    return (angle, ((x0 + x1) / 2, (y0 + y1) / 2)) if abs(angle) <= _ASKEW[1] else None
+
+
 def _frame_lines_askew(own: np.ndarray, ink: np.ndarray, angle: float) -> np.ndarray | None:
-    """`_frame_lines` of a part turned ``angle`` degrees: the part is turned upright, its lines
-    found, and turned back: the part's pixels that any of the turned lines' pixels touches."""
+    """`_frame_lines` of a part turned ``angle`` degrees (its ink ``own``, all the ``ink`` in its
+    box): the part is turned upright about its middle, its lines found, and turned back."""
     height, width = own.shape
     turn = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, 1.0)
-    upright = [cv2.warpAffine(m.view(np.uint8), turn, (width, height), flags=cv2.INTER_NEAREST).view(bool) for m in (own, ink)]
-    lines = _frame_lines(*upright, aside=1) if _lines_around(upright[1]) else None
+    upright_ink = _turn(ink, turn)
+    if not _lines_around(upright_ink):
+        return None
+    return _turned_upright(lambda upright: _frame_lines(upright, upright_ink, aside=1), own, angle, ((width - 1) / 2, (height - 1) / 2))
+
+
+def _turned_upright(find, ink: np.ndarray, angle: float, centre: tuple[float, float]) -> np.ndarray | None:
+    """``find`` (a function of a mask, giving the pixels of lines, or None) on ``ink`` turned
+    ``angle`` degrees counter-clockwise about ``centre`` (x, y), which makes lines turned that much
+    clockwise upright; the lines found, turned back: the pixels of ``ink`` they touch."""
+    height, width = ink.shape
+    turn = cv2.getRotationMatrix2D(centre, angle, 1.0)
+    lines = find(_turn(ink, turn))
     if lines is None:
         return None
     back = cv2.warpAffine(lines.view(np.uint8) * np.uint8(255), turn, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    return (back > 0) & own
+    return (back > 0) & ink
+
+
+def _turn(mask: np.ndarray, turn: np.ndarray) -> np.ndarray:
+    """A mask moved by the affine map ``turn`` (nearest pixel), in a frame of its size."""
+    height, width = mask.shape
+    return cv2.warpAffine(mask.view(np.uint8), turn, (width, height), flags=cv2.INTER_NEAREST).view(bool)
 
 
 def _lines_around(crop: np.ndarray) -> bool:
@@ -131,8 +201,8 @@ def _corners_inked(mask: np.ndarray) -> bool:
 
 
 def _tilt(own: np.ndarray) -> float:
-    """How far (degrees, counter-clockwise) a part's outline is turned from upright: the median
-    slope of its outermost ink seen from each of its four sides. A digit sticking out of one side
+    """How far (degrees, clockwise as the image is seen: rows run down) a part's outline is turned
+    from upright: the median slope of its outermost ink seen from each of its four sides. A digit sticking out of one side
     is outvoted."""
     slopes = []
     for ink, sign in ((own, 1), (own.T, -1)):  # the top and bottom sides, then the left and right
