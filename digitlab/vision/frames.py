@@ -1,10 +1,11 @@
 """Frames around a digit: a form's printed box, or a comb of boxes around a number (a postal
-code's field), upright or photographed a few degrees askew; and ruled lines, a line to write on.
+code's field), and ruled lines, a line to write on: upright or photographed a few degrees askew.
 `find_frames` and `find_rules` give their pixels, so that `preprocess.find_ink` can take them out
 and threshold the ink again without them.
 
 A frame is four thin, straight lines around the digit, which the digit may touch or cross. A
-box askew is turned upright to find them (`_tilt` measures how far), and they are turned back.
+box askew is turned upright to find them (`_tilt` measures how far), and they are turned back;
+so is a ruled line askew (`_line_tilt`).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ through:
    morphological closing, which keeps a shadow's edge but not a pen stroke, or for a scan cut
    around its digit one level); threshold with Otsu and hysteresis to find the strokes; group
    stroke fragments into parts (connected components); take out a form's printed box around the
-   digit, or a comb of boxes around a number (thin straight lines, upright or a few degrees
-   askew), or the line it is written on (`frames`), and threshold again without them;
+   digit, or a comb of boxes around a number, or the line it is written on (thin straight lines,
+   upright or a few degrees askew: `frames`), and threshold again without them;
 3. `find_digit` keeps the largest part and the parts near it (specks, far marks and pieces cut by
    the frame are dropped), and `fit_mnist` fits them: the longer side to 20 px by area-averaging
    (anti-aliasing), strokes much thinner than MNIST's thickened, pasted into 28x28 by the centre
