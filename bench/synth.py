@@ -24,6 +24,7 @@ It is then put on a scene of its kind:
 | ``form-askew`` | the same, the sheet photographed turned 1-5 degrees either way |
 | ``on-a-line`` | a digit written on a printed line to write on (the same inks as ``form-box``), the line under it, touched or crossed by it, and running 0.3-1.5 digit widths beyond it each side |
 | ``line-askew`` | the same, the sheet photographed turned 1-5 degrees either way |
+| ``notebook`` | a digit on a notebook page: ruled lines across the page (blue or grey), the digit on one of them, and the page's margin line (red or grey) down the whole page beside it or through its edge |
 
 Everything is seeded: `make_handwriting_set(n, seed)` gives the same images on every machine, and
 image i of a kind does not depend on how many were asked for.
@@ -39,7 +40,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 KINDS = ("pen-on-paper", "chalk", "photo-jpeg", "large-canvas", "thin-pen", "canvas-rgba", "sklearn-8x8",
          "frame-filling", "canvas-marks", "ballpoint-shadow", "frame-filling-large", "form-box", "form-askew",
-         "on-a-line", "line-askew")
+         "on-a-line", "line-askew", "notebook")
 _SUPER = 4  # strokes are drawn at 4x and area-averaged down
 
 
@@ -637,6 +638,34 @@ def _line_under(rng, shape, rows, cols):
     return rule
 
 
+def _notebook(rng, digit):
+    """A digit on a notebook page: ruled lines every 1.1-1.6 digit heights across the page, the
+    digit on one of them (touching or crossing it), and the page's margin line down the whole page,
+    beside the digit or through its edge."""
+    shape = _canvas_shape(rng, 100, 400)
+    alpha, ink, _ = _pen_written(rng, digit, shape, 0.55, 0.13)
+    alpha = _place(alpha, shape, rng, margin=0.1)
+    shape = alpha.shape
+    rows, cols = np.nonzero(alpha > 0.05)
+    height, width = np.ptp(rows) + 1, np.ptp(cols) + 1
+    line = max(1, int(round(rng.uniform(0.004, 0.01) * max(shape))))
+    spacing = rng.uniform(1.1, 1.6) * height
+    ruling = np.zeros(shape, np.float32)
+    for y in np.arange((rows.max() + rng.uniform(-0.06, 0.1) * height) % spacing, shape[0], spacing).astype(int):
+        ruling[y:y + line] = 1.0
+    margin = np.zeros(shape, np.float32)
+    x = max(1, cols.min() - int(rng.uniform(-0.1, 0.8) * width))
+    margin[:, x:x + line] = 1.0
+    tint = np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.9, 1.0)])
+    paper = _paper(rng, shape, rng.uniform(0.85, 0.98), tint, light=0.15, texture=rng.uniform(0.005, 0.02),
+                   noise=rng.uniform(0.003, 0.015))
+    blue, grey = [0.35, 0.5, 0.9], [rng.uniform(0.2, 0.6)] * 3
+    page = _composite(paper, ruling * rng.uniform(0.5, 1.0), blue if rng.random() < 0.6 else grey)
+    page = _composite(page, margin * rng.uniform(0.5, 1.0), [0.9, 0.3, 0.35] if rng.random() < 0.6 else grey)
+    im = _to_image(_composite(page, alpha, ink), grey=rng.random() < 0.3)
+    return _jpeg(im, rng.uniform(60, 90)) if rng.random() < 0.3 else im
+
+
 _SCENES = {
     "pen-on-paper": _pen_on_paper,
     "chalk": _chalk,
@@ -653,6 +682,7 @@ _SCENES = {
     "form-askew": lambda rng, digit: _on_a_form(rng, digit, _box, askew=True),
     "on-a-line": lambda rng, digit: _on_a_form(rng, digit, _line_under),
     "line-askew": lambda rng, digit: _on_a_form(rng, digit, _line_under, askew=True),
+    "notebook": _notebook,
 }
 
 

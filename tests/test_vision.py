@@ -291,7 +291,7 @@ def test_noisy_or_blurred_scans_filling_their_frame_are_read_not_refused(spoilt,
 
 
 @pytest.mark.parametrize("kind", ["frame-filling", "frame-filling-large", "canvas-marks", "ballpoint-shadow", "form-box",
-                                  "form-askew", "on-a-line", "line-askew"])
+                                  "form-askew", "on-a-line", "line-askew", "notebook"])
 def test_the_failure_classes_of_real_images_are_read(kind, mnist_model):
     """The kinds the generated set added for the failures seen on real images: none refused, and
     a model trained one epoch on MNIST reads them nearly as well as MNIST itself."""
@@ -397,6 +397,48 @@ def test_the_line_a_digit_is_written_on_is_left_out(gap, degrees):
     # A stem touching the line loses as much as the line is deep (the 2 px line, its fringe and
     # a pixel around them: 6 px here). A short tail below a line crossing it is a speck, dropped.
     assert bottom - 8 <= found.box[3] <= bottom
+
+
+@pytest.mark.parametrize("margin", ["apart", "touching", "none"])
+def test_a_notebook_pages_ruling_and_margin_are_left_out(margin):
+    """Lines across the whole page, the digit written on one, and the margin's line down the
+    whole page beside the digit or touching it. Before, the margin was taken for the digit or
+    with it, and lines from edge to edge made the page look like a scan cut around its digit,
+    where no line was looked for."""
+    plain = np.asarray(seven(width=10))
+    left, top, right, bottom = find_digit(plain).box
+    page = plain.copy()
+    for y in range(bottom + 2 - 3 * 120, page.shape[0], 120):
+        cv2.line(page, (0, y), (page.shape[1] - 1, y), 20, 2)
+    if margin != "none":
+        x = left - 30 if margin == "apart" else left + 3
+        cv2.line(page, (x, 0), (x, page.shape[0] - 1), 20, 2)
+    found = find_digit(page)
+    assert correlation(found.image, to_mnist(plain)) > 0.9
+    assert found.box[1:] == pytest.approx((top, right, bottom), abs=4)
+    # The bar crossed by the margin loses its end, as a stem on a line does (the line, its fringe
+    # and a pixel around them).
+    assert left - 4 <= found.box[0] <= left + 8
+
+
+def test_a_line_from_edge_to_edge_is_looked_for_in_a_clean_page():
+    # A clean page of two levels whose ink runs from edge to edge (the line) passes for a scan cut
+    # around its digit; lines were not looked for in scans, and the line was kept with the digit.
+    plain = np.asarray(seven(size=(150, 200), width=12))
+    left, top, right, bottom = find_digit(plain).box
+    page = plain.copy()
+    cv2.line(page, (0, bottom + 1), (page.shape[1] - 1, bottom + 1), 30, 3)
+    found = find_digit(page)
+    assert correlation(found.image, to_mnist(plain)) > 0.9
+    assert found.box == pytest.approx((left, top, right, bottom), abs=3)
+
+
+def test_a_1_from_edge_to_edge_is_not_a_margin():
+    # A picture cut around a 1: its stem runs from the top edge to the bottom one, but nothing is
+    # left without it.
+    page = np.full((120, 80), 235, np.uint8)
+    cv2.line(page, (40, 0), (40, 119), 20, 2)
+    assert find_digit(page).box == pytest.approx((39, 0, 42, 120), abs=2)
 
 
 @pytest.mark.parametrize("degrees", [0, 3])

@@ -1,5 +1,6 @@
 """Frames around a digit: a form's printed box, or a comb of boxes around a number (a postal
-code's field), and ruled lines, a line to write on: upright or photographed a few degrees askew.
+code's field), and ruled lines, a line to write on: upright or photographed a few degrees askew;
+and the line down a page's margin.
 `find_frames` and `find_rules` give their pixels, so that `preprocess.find_ink` can take them out
 and threshold the ink again without them.
 
@@ -26,6 +27,7 @@ _RULE = 0.6  # a ruled line (a line to write on) is straight, thin, at least thi
 _BEYOND = 0.05  # ... and reaches beyond the writing on both sides by this many digit heights
 _SPECK = 0.05  # ink under this share of the largest piece is not writing (dust) for a ruled line to pass
 _MARGIN = 16  # a part's box holds its ink and less than this margin (`preprocess` groups ink up to 12 px apart)
+_EDGE = 0.02  # a page's margin line runs from within this share of the picture's height of its top to its bottom
 
 
 def find_frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
@@ -67,7 +69,7 @@ def find_rules(mask: np.ndarray, parts: Components) -> np.ndarray | None:
     tall, and reaching beyond the rest of the ink (specks left out) on both sides by `_BEYOND`
     times that height. A digit's longest stroke (a 2's base, a 7's bar) is shorter than the digit
     is tall, and digits written touching, whose strokes join into longer ones, have ink above them
-    as far left and right."""
+    as far left and right. And a page's margin, a vertical line (`_margin`)."""
     tallest = int((parts.box[:, 2] - parts.box[:, 0]).max())
     big = parts.area >= _SPECK * parts.area.max()
     spanned = (int(parts.box[big, 1].min()), int(parts.box[big, 3].max()))  # the columns the writing spans
@@ -78,7 +80,10 @@ def find_rules(mask: np.ndarray, parts: Components) -> np.ndarray | None:
             angle, centre = tilt
             rules = _turned_upright(lambda upright: _rules(upright, tallest, spanned[1] - spanned[0], askew=True),
                                     mask, angle, centre)
-    return rules
+    margin = _margin(mask, rules)
+    if margin is None:
+        return rules
+    return margin if rules is None else rules | margin
 
 
 def _rules(mask: np.ndarray, tallest: int, spanned: int, askew: bool = False) -> np.ndarray | None:
@@ -86,16 +91,15 @@ def _rules(mask: np.ndarray, tallest: int, spanned: int, askew: bool = False) ->
     wide. ``askew``: the ink was turned upright by an estimate of its tilt, and a line may still
     drift a row or two over its length."""
     shortest = math.ceil(_RULE * tallest)
-    # Cheap first: a ruled line spans the writing, so only rows with ink along most of it and that
-    # long, and the rows either side of them, are searched (a line of one row, or two where it
-    # steps aside once; a line that drifts is counted three rows at a time).
+    # Cheap first: a ruled line spans the writing, so only thin runs of rows with ink along most
+    # of it and that long, and the rows either side of them, are searched (a line of one row, or
+    # two where it steps aside once; a line that drifts is counted three rows at a time).
     ink = mask.view(np.uint8)
     ink = cv2.dilate(ink, np.ones((3, 1), np.uint8)) if askew else ink
     rows = cv2.reduce(ink, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
-    full = np.flatnonzero(rows >= max(0.8 * shortest, 0.85 * spanned))
-    if not full.size:
+    band = _band(rows, max(0.8 * shortest, 0.85 * spanned), mask.shape[1], spread=int(askew))
+    if band is None:
         return None
-    band = slice(max(0, full[0] - 2 - askew), full[-1] + 3 + askew)
     along = np.zeros_like(mask)
     along[band] = _straight(mask[band], (1, shortest), aside=1).view(bool)
     if not along[band].any():
@@ -109,17 +113,69 @@ def _rules(mask: np.ndarray, tallest: int, spanned: int, askew: bool = False) ->
         t, b = t + band.start, b + band.start
         if median(np.count_nonzero(line, axis=0)) > max(2, _FRAME_LINE * length):
             continue  # a bar, not a line
-        if writing is None:  # the columns of the ink away from the lines, specks left out
-            rest = label(mask & ~dilate(along, 2))
-            writing = np.zeros(mask.shape[1], bool)
-            for k in np.flatnonzero(rest.area >= _SPECK * rest.area.max()) if len(rest) else []:
-                writing[rest.box[k, 1] : rest.box[k, 3]] = True
+        if writing is None:
+            writing = _writing(mask, along, across=True)
         beyond = math.ceil(_BEYOND * tallest)
         if writing[l + beyond : r - beyond].sum() < writing.sum():
             continue  # it does not reach beyond the writing on both sides
         rules = np.zeros_like(mask) if rules is None else rules
         rules[t:b, l:r] |= line
     return rules
+
+
+def _band(counts: np.ndarray, least: float, length: int, spread: int = 0) -> slice | None:
+    """Where to look for thin lines up to ``length`` px long: from the first to the last run of
+    ``counts`` (of ink in each row, or column) at least ``least`` that is no thicker than such a
+    line (`_FRAME_LINE` of its length, a step aside and a fringe, and ``spread`` rows either side
+    where each count was taken over several rows): a thicker run is a stroke's body. With two
+    rows and ``spread`` either side; None if there is none."""
+    thick = max(2, _FRAME_LINE * length) + 2 + 2 * spread
+    runs = [(a, z) for a, z in _runs(counts >= least) if z - a <= thick]
+    return slice(max(0, runs[0][0] - 2 - spread), runs[-1][1] + 2 + spread) if runs else None
+
+
+def _margin(mask: np.ndarray, rules: np.ndarray | None) -> np.ndarray | None:
+    """The line of a page's margin, or None: a thin, straight vertical line (stepping a pixel
+    aside as often as it likes) from the picture's top edge to its bottom edge (within `_EDGE` of
+    its height), at most `_FRAME_LINE` of its length thick, with the writing (the ink away from it
+    and from the ruled lines ``rules``, specks left out) `_BEYOND` of the height clear of both
+    edges. A digit's stroke runs from edge to edge only in a scan cut around it."""
+    height = mask.shape[0]
+    longest = math.ceil((1 - 2 * _EDGE) * height)
+    # Cheap first: only thin runs of columns with ink along that much of the height, and the
+    # columns beside them.
+    cols = cv2.reduce(mask.view(np.uint8), 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    band = _band(cols, longest, height)
+    if band is None:
+        return None
+    along = np.zeros_like(mask)
+    along[:, band] = _straight(mask[:, band], (longest, 1), aside=1).view(bool)
+    lines = label(along[:, band])
+    margin, writing = None, None
+    for i in range(len(lines)):
+        t, l, b, r = lines.box[i]
+        line = lines.labels[t:b, l:r] == i + 1
+        if t > _EDGE * height or b < (1 - _EDGE) * height or median(np.count_nonzero(line, axis=1)) > max(2, _FRAME_LINE * (b - t)):
+            continue
+        if writing is None:
+            writing = _writing(mask, along if rules is None else along | rules, across=False)
+        beyond = math.ceil(_BEYOND * height)
+        if writing[beyond : height - beyond].sum() < writing.sum():
+            continue  # the writing comes as near the edges as the line
+        margin = np.zeros_like(mask) if margin is None else margin
+        margin[t:b, l + band.start : r + band.start] |= line
+    return margin
+
+
+def _writing(mask: np.ndarray, lines: np.ndarray, across: bool) -> np.ndarray:
+    """The columns (``across``; else the rows) that the ink away from ``lines`` spans, specks
+    left out: boolean."""
+    rest = label(mask & ~dilate(lines, 2))
+    writing = np.zeros(mask.shape[1 if across else 0], bool)
+    lo, hi = (1, 3) if across else (0, 2)
+    for k in np.flatnonzero(rest.area >= _SPECK * rest.area.max()) if len(rest) else []:
+        writing[rest.box[k, lo] : rest.box[k, hi]] = True
+    return writing
 
 
 def _line_tilt(mask: np.ndarray, parts: Components, tallest: int, spanned: tuple[int, int]) -> tuple[float, tuple[float, float]] | None:

@@ -11,8 +11,9 @@ through:
    morphological closing, which keeps a shadow's edge but not a pen stroke, or for a scan cut
    around its digit one level); threshold with Otsu and hysteresis to find the strokes; group
    stroke fragments into parts (connected components); take out a form's printed box around the
-   digit, or a comb of boxes around a number, or the line it is written on (thin straight lines,
-   upright or a few degrees askew: `frames`), and threshold again without them;
+   digit, or a comb of boxes around a number, or the lines it is written on and a page's margin
+   (thin straight lines, upright or a few degrees askew: `frames`), and threshold again without
+   them;
 3. `find_digit` keeps the largest part and the parts near it (specks, far marks and pieces cut by
    the frame are dropped), and `fit_mnist` fits them: the longer side to 20 px by area-averaging
    (anti-aliasing), strokes much thinner than MNIST's thickened, pasted into 28x28 by the centre
@@ -162,19 +163,19 @@ def find_ink(image) -> Ink:
     # The paper: a picture's median pixel; a scan's level was taken away, so 0.
     paper = 0.0 if scan else float(np.searchsorted(np.cumsum(hist), hist.sum() / 2))
     floor = max(paper + 3.0 * noise, 5.0)
-    residual, high, level, stroke, parts = _strokes(residual, hist, paper, floor, noise, tight, ruled=not scan)
+    residual, high, level, stroke, parts = _strokes(residual, hist, paper, floor, noise, tight)
     if not scan:  # a picture, not a scan: below a tenth of full ink is no ink
         floor = max(floor, 0.1 * level)  # (JPEG's ringing around a stroke, a faint halo)
     return Ink(residual, floor, level, parts, stroke, scale, polarity, high)
 
 
 def _strokes(residual: np.ndarray, hist: np.ndarray, paper: float, floor: float, noise: float,
-             tight: bool, boxes: int = 2, ruled: bool = True) -> tuple[np.ndarray, float, float, float, Components]:
+             tight: bool, boxes: int = 2) -> tuple[np.ndarray, float, float, float, Components]:
     """The strokes of a residual (its `_histogram` ``hist``): the pixels surely ink and the
     fainter ones near them, grouped into parts; frames around the digit (a form's box, a box in a
-    box: at most ``boxes`` times) taken out, and with ``ruled`` the lines it is written on (not in
-    a scan cut around its digit). Returns (residual, the threshold, the level of full ink, the
-    stroke width, the parts).
+    box: at most ``boxes`` times), or the lines it is written on and a page's margin, taken out
+    (not in a picture under `_TIGHT` px: all its ink is the digit). Returns (residual, the
+    threshold, the level of full ink, the stroke width, the parts).
 
     Raises `ImageError` when there is no digit: nothing off the paper, too faint, or only a dot."""
     # Hysteresis: strokes are the pixels over the Otsu threshold of the pixels off the paper, plus
@@ -200,7 +201,7 @@ def _strokes(residual: np.ndarray, hist: np.ndarray, paper: float, floor: float,
         printed = None  # the form's lines
         if boxes and len(parts):
             printed = find_frames(mask, parts)
-            if printed is None and ruled:
+            if printed is None:
                 printed = find_rules(mask, parts)
         if printed is not None:
             # A form's box around the digit, or the line it is written on, is not part of it. Its
@@ -209,7 +210,7 @@ def _strokes(residual: np.ndarray, hist: np.ndarray, paper: float, floor: float,
             # digit (a square 0).
             without = residual * ~dilate(printed, 1)
             try:
-                return _strokes(without, _histogram(without), paper, floor, noise, tight, boxes - 1, ruled)
+                return _strokes(without, _histogram(without), paper, floor, noise, tight, boxes - 1)
             except ImageError:
                 pass
     if not len(parts):
