@@ -24,6 +24,7 @@ It is then put on a scene of its kind:
 | ``form-askew`` | the same, the sheet photographed turned 1-5 degrees either way |
 | ``on-a-line`` | a digit written on a printed line to write on (the same inks as ``form-box``), the line under it, touched or crossed by it, and running 0.3-1.5 digit widths beyond it each side |
 | ``line-askew`` | the same, the sheet photographed turned 1-5 degrees either way |
+| ``pen-in-view`` | a phone photo of a digit on paper with the pen that wrote it (or a finger) lying on the sheet, coming in from an edge, clear of the digit |
 | ``notebook`` | a digit on a notebook page: ruled lines across the page (blue or grey), the digit on one of them, and the page's margin line (red or grey) down the whole page beside it or through its edge |
 
 Everything is seeded: `make_handwriting_set(n, seed)` gives the same images on every machine, and
@@ -40,7 +41,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 KINDS = ("pen-on-paper", "chalk", "photo-jpeg", "large-canvas", "thin-pen", "canvas-rgba", "sklearn-8x8",
          "frame-filling", "canvas-marks", "ballpoint-shadow", "frame-filling-large", "form-box", "form-askew",
-         "on-a-line", "line-askew", "notebook")
+         "on-a-line", "line-askew", "notebook", "pen-in-view")
 _SUPER = 4  # strokes are drawn at 4x and area-averaged down
 
 
@@ -666,6 +667,59 @@ def _notebook(rng, digit):
     return _jpeg(im, rng.uniform(60, 90)) if rng.random() < 0.3 else im
 
 
+def _pen_in_view(rng, digit):
+    """A photo of a digit on paper with the pen that wrote it (or a finger) lying on the sheet:
+    a thick dark bar coming in from an edge, clear of the digit."""
+    shape = _canvas_shape(rng, 120, 400)
+    alpha, ink, height = _pen_written(rng, digit, shape, 0.55, 0.13)
+    alpha = _place(alpha, shape, rng, margin=0.12)
+    shape = alpha.shape
+    rows, cols = np.nonzero(alpha > 0.05)
+    paper = _paper(rng, shape, rng.uniform(0.8, 0.97), [1.0, rng.uniform(0.95, 1.0), rng.uniform(0.88, 1.0)],
+                   light=0.2, texture=rng.uniform(0.005, 0.02), noise=rng.uniform(0.003, 0.015))
+    page = _composite(paper, alpha, ink)
+    pen = _pen_body(rng, shape, (rows.min(), cols.min(), rows.max() + 1, cols.max() + 1), height)
+    body = [rng.uniform(0.05, 0.3)] * 3 if rng.random() < 0.6 else [0.1, 0.15, rng.uniform(0.4, 0.6)]
+    rgb = _composite(page, pen, body) * _photo_light(rng, shape)[:, :, None]
+    im = _to_image(np.clip(rgb, 0, 1), grey=rng.random() < 0.3)
+    return _jpeg(im, rng.uniform(60, 90)) if rng.random() < 0.5 else im
+
+
+def _pen_body(rng, shape, box, height: float) -> np.ndarray:
+    """Coverage of a pen lying on the page: a bar 0.25-0.45 digit heights thick from the edge with
+    the most room beside the digit's ``box`` (top, left, bottom, right), pointing roughly away
+    from that edge, and shortened until it is at least a tenth of a digit height clear of it."""
+    h, w = shape
+    top, left, bottom, right = box
+    room = {"top": top, "bottom": h - bottom, "left": left, "right": w - right}
+    edge = max(room, key=room.get)
+    thick = rng.uniform(0.25, 0.45) * height
+    clear = 0.1 * height + thick / 2
+    # where it enters, along the edge (anywhere), and its direction (away from the edge, +-25 deg)
+    across = w if edge in ("top", "bottom") else h
+    at = rng.uniform(0.1, 0.9) * across
+    inward = {"top": (0, 1), "bottom": (0, -1), "left": (1, 0), "right": (-1, 0)}[edge]
+    start = {"top": (at, -thick), "bottom": (at, h + thick), "left": (-thick, at), "right": (w + thick, at)}[edge]
+    turn = math.radians(rng.uniform(-25, 25))
+    dx = inward[0] * math.cos(turn) - inward[1] * math.sin(turn)
+    dy = inward[0] * math.sin(turn) + inward[1] * math.cos(turn)
+    grown = (top - clear, left - clear, bottom + clear, right + clear)
+    length = rng.uniform(0.3, 0.8) * max(h, w)
+    for length in np.linspace(length, thick, 12):
+        # the bar's axis, sampled: clear of the digit's box grown by ``clear``
+        xs = start[0] + dx * np.linspace(0, length, 50)
+        ys = start[1] + dy * np.linspace(0, length, 50)
+        if not ((ys > grown[0]) & (xs > grown[1]) & (ys < grown[2]) & (xs < grown[3])).any():
+            break
+    im = Image.new("L", (w * _SUPER, h * _SUPER), 0)
+    end = (start[0] + dx * length, start[1] + dy * length)
+    ImageDraw.Draw(im).line([(start[0] * _SUPER, start[1] * _SUPER), (end[0] * _SUPER, end[1] * _SUPER)],
+                            fill=255, width=max(1, int(thick * _SUPER)))
+    r = thick * _SUPER / 2  # a rounded end
+    ImageDraw.Draw(im).ellipse([end[0] * _SUPER - r, end[1] * _SUPER - r, end[0] * _SUPER + r, end[1] * _SUPER + r], fill=255)
+    return np.asarray(im.reduce(_SUPER), np.float32) / 255
+
+
 _SCENES = {
     "pen-on-paper": _pen_on_paper,
     "chalk": _chalk,
@@ -683,6 +737,7 @@ _SCENES = {
     "on-a-line": lambda rng, digit: _on_a_form(rng, digit, _line_under),
     "line-askew": lambda rng, digit: _on_a_form(rng, digit, _line_under, askew=True),
     "notebook": _notebook,
+    "pen-in-view": _pen_in_view,
 }
 
 

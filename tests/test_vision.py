@@ -291,7 +291,7 @@ def test_noisy_or_blurred_scans_filling_their_frame_are_read_not_refused(spoilt,
 
 
 @pytest.mark.parametrize("kind", ["frame-filling", "frame-filling-large", "canvas-marks", "ballpoint-shadow", "form-box",
-                                  "form-askew", "on-a-line", "line-askew", "notebook"])
+                                  "form-askew", "on-a-line", "line-askew", "notebook", "pen-in-view"])
 def test_the_failure_classes_of_real_images_are_read(kind, mnist_model):
     """The kinds the generated set added for the failures seen on real images: none refused, and
     a model trained one epoch on MNIST reads them nearly as well as MNIST itself."""
@@ -399,6 +399,21 @@ def test_the_line_a_digit_is_written_on_is_left_out(gap, degrees):
     assert bottom - 8 <= found.box[3] <= bottom
 
 
+@pytest.mark.parametrize("degrees", [2, -2])
+def test_a_7s_bar_askew_is_not_a_ruled_line(degrees):
+    # A thin pen's 7 whose bar runs on past the top of its stem, turned: the bar is thin and
+    # straight and reaches beyond the rest of the digit on both sides, as a line to write on
+    # does; but the digit hangs under it, with nothing written on it.
+    page = np.full((320, 300), 235, np.uint8)
+    turn = cv2.getRotationMatrix2D((150, 160), degrees, 1.0)
+    corners = cv2.transform(np.array([[[80, 80], [220, 80]], [[205, 80], [135, 280]]], np.float64), turn)
+    for stroke in np.round(corners).astype(np.int32):
+        cv2.polylines(page, [stroke], False, 20, 2)
+    left, top, right, bottom = find_digit(page).box
+    xs, ys = corners[..., 0], corners[..., 1]
+    assert left <= xs.min() + 2 and right >= xs.max() - 2 and top <= ys.min() + 2 and bottom >= ys.max() - 2
+
+
 @pytest.mark.parametrize("margin", ["apart", "touching", "none"])
 def test_a_notebook_pages_ruling_and_margin_are_left_out(margin):
     """Lines across the whole page, the digit written on one, and the margin's line down the
@@ -431,6 +446,18 @@ def test_a_line_from_edge_to_edge_is_looked_for_in_a_clean_page():
     found = find_digit(page)
     assert correlation(found.image, to_mnist(plain)) > 0.9
     assert found.box == pytest.approx((left, top, right, bottom), abs=3)
+
+
+@pytest.mark.parametrize("reach", [70, 90])
+def test_a_pen_lying_on_the_page_is_not_the_digit(reach):
+    # A thick dark bar coming in from the picture's edge, clear of the digit: before, it was taken
+    # with the digit (a big part nearby), or for it (the largest part).
+    plain = np.asarray(seven())
+    page = plain.copy()
+    cv2.line(page, (330, 300), (300 - reach, 285), 30, 40)
+    found = find_digit(page)
+    assert correlation(found.image, to_mnist(plain)) > 0.9
+    assert found.box == pytest.approx(find_digit(plain).box, abs=3)
 
 
 def test_a_1_from_edge_to_edge_is_not_a_margin():

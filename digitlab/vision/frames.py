@@ -27,6 +27,7 @@ _RULE = 0.6  # a ruled line (a line to write on) is straight, thin, at least thi
 _BEYOND = 0.05  # ... and reaches beyond the writing on both sides by this many digit heights
 _SPECK = 0.05  # ink under this share of the largest piece is not writing (dust) for a ruled line to pass
 _MARGIN = 16  # a part's box holds its ink and less than this margin (`preprocess` groups ink up to 12 px apart)
+_UNDER = 0.25  # a line askew is not a 7's bar: its part's ink hangs no more than this many digit heights more under it than on it
 _EDGE = 0.02  # a page's margin line runs from within this share of the picture's height of its top to its bottom
 
 
@@ -206,6 +207,8 @@ def _line_tilt(mask: np.ndarray, parts: Components, tallest: int, spanned: tuple
     (x0, y0), (x1, y1) = ends
     if abs(y1 - y0) < 1.0:
         return None  # level: the upright search has seen it
+    if b - max(y0, y1) > min(y0, y1) - t + _UNDER * tallest:
+        return None  # its part's ink hangs under it, with none on it: a 7's bar
     angle = math.degrees(math.atan2(y1 - y0, x1 - x0))
     return (angle, ((x0 + x1) / 2, (y0 + y1) / 2)) if abs(angle) <= _ASKEW[1] else None
 

@@ -14,8 +14,8 @@ through:
    digit, or a comb of boxes around a number, or the lines it is written on and a page's margin
    (thin straight lines, upright or a few degrees askew: `frames`), and threshold again without
    them;
-3. `find_digit` keeps the largest part and the parts near it (specks, far marks and pieces cut by
-   the frame are dropped), and `fit_mnist` fits them: the longer side to 20 px by area-averaging
+3. `find_digit` keeps the largest part and the parts near it (specks, far marks, pieces cut by
+   the frame and a pen lying on the page are dropped), and `fit_mnist` fits them: the longer side to 20 px by area-averaging
    (anti-aliasing), strokes much thinner than MNIST's thickened, pasted into 28x28 by the centre
    of mass.
 
@@ -57,6 +57,8 @@ _TWO_LEVELS = 0.94  # a scan cut around its digit: two levels explain this share
 _BEYOND = 0.0005  # ... and at most this share of its pixels lie beyond them
 _KEEP_RATIO = 0.05  # parts smaller than this fraction of the largest are specks
 _BIG_RATIO = 0.3  # ... and parts under this fraction must lie close to the digit to belong to it
+_BULKY = 2.5  # a solid part cut by the edge this many times as thick as the writing's strokes is not writing
+_SOLID = 0.8  # ... solid: filling this share of its convex hull
 
 
 @dataclass(frozen=True)
@@ -472,8 +474,8 @@ def _ring_fraction(mask: np.ndarray, width: int | None = None) -> float:
 
 def _main_parts(ink: Ink) -> list[int]:
     """The digit: the largest part, and every part of some size near it (a 5's detached flag, a
-    broken stroke); specks, far-away marks and a piece of another digit cut by the frame are left
-    out. Returns 0-based part indices."""
+    broken stroke); specks, far-away marks, a piece of another digit cut by the frame and a pen or
+    a finger lying on the page (`_bulky`) are left out. Returns 0-based part indices."""
     if len(ink.parts) == 1:
         return [0]
     area, box = ink.parts.area.astype(np.float64), ink.parts.box
@@ -483,10 +485,14 @@ def _main_parts(ink: Ink) -> list[int]:
     cut = (box[:, 0] == 0) | (box[:, 1] == 0) | (box[:, 2] == height) | (box[:, 3] == width)
     roomy = np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]) < 0.5 * max(height, width)
     score = np.where(cut & roomy, 0.5 * area, area)
+    # A thick region cut by the edge (a pen or a finger on the sheet, the edge of a desk) is not
+    # writing at all, and is left out.
+    bulky = _bulky(ink, cut, area)
+    score[bulky] = -1.0
     main = int(np.argmax(score))
     chosen = [main]
     top, left, bottom, right = box[main]
-    candidates = [i for i in np.argsort(-area) if i != main and area[i] >= _KEEP_RATIO * area[main]]
+    candidates = [i for i in np.argsort(-area) if i != main and not bulky[i] and area[i] >= _KEEP_RATIO * area[main]]
     added = True
     while added:
         added = False
@@ -497,14 +503,43 @@ def _main_parts(ink: Ink) -> list[int]:
             # A big part may stand a little apart (a 4's second stroke); a small one must be
             # close (a pen skip, a 5's flag), or it is dust or a smudge; a dot (a few stroke
             # widths across) must touch the digit's box: a pen's stroke is longer than it is wide.
+            # And when the digit lies inside the picture, a part cut by the edge comes in from
+            # beyond it (a pen, a finger, the next digit) unless it reaches into the digit's box.
             t, l, b, r = box[i]
             dot = max(b - t, r - l) <= 2.5 * ink.stroke
             margin = (0.35 if area[i] >= _BIG_RATIO * area[main] else 0.0 if dot else 0.25) * size
+            if cut[i] and not cut[main]:
+                margin = 0.0
             if t < bottom + margin and b > top - margin and l < right + margin and r > left - margin:
                 chosen.append(int(i))
                 top, left, bottom, right = min(top, t), min(left, l), max(bottom, b), max(right, r)
                 added = True
     return chosen
+
+
+def _bulky(ink: Ink, cut: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Which parts (boolean) are solid, thick regions cut by the picture's edge: parts of some
+    size whose widest point (twice the radius of the largest disk inside) is over `_BULKY` times
+    as wide as the strokes (2 x area / perimeter) of the thickest part of some size inside the
+    picture and over a tenth of their own length, and that fill most of their convex hull (a
+    digit cut by the edge is strokes, however thick)."""
+    sized = area >= _KEEP_RATIO * area.max()
+    bulky = np.zeros(len(area), bool)
+    if (sized & cut).any() and (sized & ~cut).any():
+        inside = max(stroke_width(_part_ink(ink, i)) for i in np.flatnonzero(sized & ~cut))
+        for i in np.flatnonzero(sized & cut):
+            part = cv2.copyMakeBorder(_part_ink(ink, i).view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+            widest = 2 * float(cv2.distanceTransform(part, cv2.DIST_L2, 3).max())
+            if widest > _BULKY * inside and widest > 0.1 * max(part.shape):
+                outline = max(cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0], key=cv2.contourArea)
+                bulky[i] = np.count_nonzero(part) > _SOLID * cv2.contourArea(cv2.convexHull(outline))
+    return bulky
+
+
+def _part_ink(ink: Ink, i: int) -> np.ndarray:
+    """The ink of part ``i`` (boolean), in its box."""
+    t, l, b, r = ink.parts.box[i]
+    return (ink.parts.labels[t:b, l:r] == i + 1) & (ink.residual[t:b, l:r] >= ink.threshold)
 
 
 def _crop(ink: Ink, chosen: list[int]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
