@@ -15,9 +15,9 @@ through:
    (thin straight lines, upright or a few degrees askew: `frames`), and threshold again without
    them;
 3. `find_digit` keeps the largest part and the parts near it (specks, far marks, pieces cut by
-   the frame and a pen lying on the page are dropped), and `fit_mnist` fits them: the longer side to 20 px by area-averaging
-   (anti-aliasing), strokes much thinner than MNIST's thickened, pasted into 28x28 by the centre
-   of mass.
+   the frame and a pen lying on the page are dropped), and `fit_mnist` fits them: the longer
+   side to 20 px by area-averaging (anti-aliasing), strokes much thinner than MNIST's thickened,
+   pasted into 28x28 by the centre of mass.
 
 The image operations are OpenCV's (``cv2``), on uint8 images. bench/handwriting.py measures what
 these steps are worth against the usual tutorial shortcut (grey, plain resize to 28x28, invert)
