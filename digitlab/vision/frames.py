@@ -130,6 +130,8 @@ def _band(counts: np.ndarray, least: float, length: int, spread: int = 0) -> sli
     line (`_FRAME_LINE` of its length, a step aside and a fringe, and ``spread`` rows either side
     where each count was taken over several rows): a thicker run is a stroke's body. With two
     rows and ``spread`` either side; None if there is none."""
+    if counts.max() < least:
+        return None
     thick = max(2, _FRAME_LINE * length) + 2 + 2 * spread
     runs = [(a, z) for a, z in _runs(counts >= least) if z - a <= thick]
     return slice(max(0, runs[0][0] - 2 - spread), runs[-1][1] + 2 + spread) if runs else None
