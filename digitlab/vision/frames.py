@@ -62,7 +62,7 @@ def find_frames(mask: np.ndarray, parts: Components) -> np.ndarray | None:
 def find_rules(mask: np.ndarray, parts: Components) -> np.ndarray | None:
     """The pixels of ruled lines, or None: a line to write on under a digit or a number, or the
     lines of ruled paper, which the writing may touch or cross; upright, or photographed a few
-    degrees askew (the longest line's ends say how far, `_line_tilt`, and the ink is turned
+    degrees askew (the ends of the widest part say how far, `_line_tilt`, and the ink is turned
     upright to find the lines).
 
     A ruled line is a straight horizontal line (stepping a pixel aside as often as it likes), at
@@ -158,8 +158,10 @@ def _margin(mask: np.ndarray, rules: np.ndarray | None) -> np.ndarray | None:
     for i in range(len(lines)):
         t, l, b, r = lines.box[i]
         line = lines.labels[t:b, l:r] == i + 1
-        if t > _EDGE * height or b < (1 - _EDGE) * height or median(np.count_nonzero(line, axis=1)) > max(2, _FRAME_LINE * (b - t)):
-            continue
+        if t > _EDGE * height or b < (1 - _EDGE) * height:
+            continue  # not from edge to edge
+        if median(np.count_nonzero(line, axis=1)) > max(2, _FRAME_LINE * (b - t)):
+            continue  # a bar, not a line
         if writing is None:
             writing = _writing(mask, along if rules is None else along | rules, across=False)
         beyond = math.ceil(_BEYOND * height)
@@ -184,9 +186,9 @@ def _writing(mask: np.ndarray, lines: np.ndarray, across: bool) -> np.ndarray:
 def _line_tilt(mask: np.ndarray, parts: Components, tallest: int, spanned: tuple[int, int]) -> tuple[float, tuple[float, float]] | None:
     """Cheap first: whether the widest part may hold a ruled line up to `_ASKEW` degrees askew, and
     if so how far it is turned (degrees clockwise as the image is seen, as `_tilt`) and the middle
-    of the line (x, y), or None. A ruled line reaches beyond the writing on both sides: the part runs from the writing's
-    first column to its last, and its ink at each end is a thin line's end (a few rows deep);
-    the line runs between the middles of its two ends."""
+    of the line (x, y), or None. A ruled line reaches beyond the writing on both sides: the part
+    runs from the writing's first column to its last, and its ink at each end is a thin line's
+    end (a few rows deep); the line runs between the middles of its two ends."""
     widest = int(np.argmax(parts.box[:, 3] - parts.box[:, 1]))
     t, l, b, r = (int(v) for v in parts.box[widest])
     if (l, r) != spanned or r - l < _RULE * tallest:
@@ -264,8 +266,8 @@ def _corners_inked(mask: np.ndarray) -> bool:
 
 def _tilt(own: np.ndarray) -> float:
     """How far (degrees, clockwise as the image is seen: rows run down) a part's outline is turned
-    from upright: the median slope of its outermost ink seen from each of its four sides. A digit sticking out of one side
-    is outvoted."""
+    from upright: the median slope of its outermost ink seen from each of its four sides. A digit
+    sticking out of one side is outvoted."""
     slopes = []
     for ink, sign in ((own, 1), (own.T, -1)):  # the top and bottom sides, then the left and right
         where = np.flatnonzero(ink.any(axis=0))
